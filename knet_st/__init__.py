@@ -1,0 +1,20 @@
+"""knet_st: Knet's tutorial in Python, with gradients by source transformation.
+
+A model is plain Python and NumPy.  ``kt.grad(loss)`` reads ``loss``'s source,
+writes a forward and a backward function, compiles and caches them::
+
+    import numpy as np
+    import knet_st as kt
+
+    def loss(w, x, y):
+        return np.sum((y - (w[0] @ x + w[1])) ** 2) / y.shape[1]
+
+    dw = kt.grad(loss)(w, x, y)
+    print(kt.source(kt.grad(loss)))
+"""
+
+__version__ = "0.1.0"
+
+# --- compiler (issue 3) ---
+# --- runtime (issue 4) ---
+# --- training (issue 5) ---
