@@ -18,3 +18,4 @@ __version__ = "0.1.0"
 # --- compiler (issue 3) ---
 # --- runtime (issue 4) ---
 # --- training (issue 5) ---
+from .optim import SGD, Momentum, Nesterov, Adagrad, Adadelta, Rmsprop, Adam, optimizers, update
