@@ -20,3 +20,4 @@ __version__ = "0.1.0"
 # --- training (issue 5) ---
 from .optim import SGD, Momentum, Nesterov, Adagrad, Adadelta, Rmsprop, Adam, optimizers, update
 from .init import xavier, gaussian, uniform, zeros, ones, seed
+from .data import minibatch
