@@ -21,3 +21,4 @@ __version__ = "0.1.0"
 from .optim import SGD, Momentum, Nesterov, Adagrad, Adadelta, Rmsprop, Adam, optimizers, update
 from .init import xavier, gaussian, uniform, zeros, ones, seed
 from .data import minibatch
+from . import datasets
