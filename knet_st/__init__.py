@@ -22,3 +22,4 @@ from .optim import SGD, Momentum, Nesterov, Adagrad, Adadelta, Rmsprop, Adam, op
 from .init import xavier, gaussian, uniform, zeros, ones, seed
 from .data import minibatch
 from . import datasets
+from .checkpoint import save, load
