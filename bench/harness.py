@@ -1,0 +1,241 @@
+"""The benchmark driver: ``python -m bench`` (and, later, ``knet-st bench``).
+
+It runs each column in a fresh worker process (:mod:`bench.worker`) with the
+same thread settings, collects the measurements and writes the Knet
+tutorial's benchmark table as Markdown (and the raw records as JSON beside
+it), then prints it.  A column whose library is missing or broken is shown
+as skipped, with the reason.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+from bench import problems
+from bench.worker import COLUMNS, RESULT_PREFIX, thread_env
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUT = os.path.join(REPO, "bench", "results", "table.md")
+LABELS = {"knet_st": "knet_st", "numpy": "NumPy by hand", "autograd": "autograd",
+          "torch": "torch", "jax": "jax.jit"}
+PEERS = ("autograd", "torch", "jax")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Time the Knet tutorial's models in knet_st, NumPy by hand, autograd, torch and JAX.")
+    parser.add_argument("--models", default=",".join(problems.MODELS),
+                        help="comma-separated subset of %(default)s")
+    parser.add_argument("--columns", default=",".join(COLUMNS),
+                        help="comma-separated subset of %(default)s")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"run 1/{problems.QUICK_FRACTION} of the steps (at least "
+                             f"{problems.QUICK_MIN_STEPS}): a smoke test")
+    parser.add_argument("--data", help="data folder (default: $KNET_ST_DATA)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="Markdown output; JSON goes beside it (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="threads for every library (default: the usable cores, %(default)s)")
+    parser.add_argument("--diff", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the cost of differentiation (the tutorial's second table)")
+    parser.add_argument("--verbose", action="store_true", help="print tracebacks of skipped columns")
+    args = parser.parse_args(argv)
+    args.models = _choices(parser, "--models", args.models, problems.MODELS)
+    args.columns = _choices(parser, "--columns", args.columns, COLUMNS)
+    return args
+
+
+def _choices(parser, flag, value, allowed):
+    names = [n for n in value.split(",") if n]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        parser.error(f"{flag}: unknown {unknown}; choose from {','.join(allowed)}")
+    return names
+
+
+# --------------------------------------------------------------------------- running
+
+
+def worker_env(threads):
+    env = dict(os.environ)
+    env.update(thread_env(threads))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_worker(worker_args, threads, on_record):
+    """Run ``python -m bench.worker ARGS``; pass each record to *on_record*; return the exit code."""
+    cmd = [sys.executable, "-m", "bench.worker", *worker_args]
+    with subprocess.Popen(cmd, env=worker_env(threads), stdout=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            if line.startswith(RESULT_PREFIX):
+                on_record(json.loads(line[len(RESULT_PREFIX):]))
+            else:
+                sys.stderr.write(line)
+    return proc.returncode
+
+
+def progress(record):
+    if "model" not in record:
+        return
+    where = f"  {record['column']:<9} {record['model']:<8}"
+    if record["status"] == "ok":
+        print(f"{where} {record['seconds']:9.3f} s  {record['steps']:6d} steps  "
+              f"loss {record['loss_before']:.4g} -> {record['loss_after']:.4g}  "
+              f"(first step {record['warmup']:.3g} s)", flush=True)
+    else:
+        print(f"{where} {record['status']}: {record['reason']}", flush=True)
+
+
+def collect(args, folder):
+    """Run the selected columns (and the second table); return (results, versions, diff rows)."""
+    results, versions, diff = [], {}, []
+
+    def on_record(record):
+        if "versions" in record:
+            versions.update(record["versions"])
+        else:
+            results.append(record)
+            progress(record)
+
+    common = ["--data", folder, "--threads", str(args.threads)]
+    common += ["--quick"] * args.quick + ["--verbose"] * args.verbose
+    for column in args.columns:
+        code = run_worker(["--column", column, "--models", ",".join(args.models), *common],
+                          args.threads, on_record)
+        done = {r["model"] for r in results if r["column"] == column}
+        for model in args.models:
+            if model not in done:
+                on_record(dict(column=column, model=model, status="error",
+                               reason=f"worker exited with code {code}"))
+    if args.diff:
+        print("  cost of differentiation (MLP, quadratic loss) ...", flush=True)
+        run_worker(["--diff", *common], args.threads,
+                   lambda r: versions.update(r["versions"]) if "versions" in r else diff.append(r))
+    return results, versions, diff
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def machine():
+    """CPU model, core counts and OS, as one line."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{model}; {os.cpu_count()} logical CPUs, {len(os.sched_getaffinity(0))} usable; "
+            f"{platform.system()} {platform.release()}")
+
+
+def header(args, versions):
+    inherited = {k: v for k, v in sorted(os.environ.items())
+                 if k.startswith(("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_")) and k not in thread_env(1)}
+    threads = thread_env(args.threads)
+    lines = [
+        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine: {machine()}",
+        "threads: " + ", ".join(f"{k}={v}" for k, v in threads.items() if k != "XLA_FLAGS")
+        + f", torch.set_num_threads({args.threads}), XLA_FLAGS='{threads['XLA_FLAGS']}'",
+        "inherited environment: " + (", ".join(f"{k}={v}" for k, v in inherited.items()) or "none"),
+        f"python: {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "mode: " + (f"QUICK (1/{problems.QUICK_FRACTION} of the steps, at least {problems.QUICK_MIN_STEPS}); "
+                    "not comparable with full runs" if args.quick else "full"),
+    ]
+    return lines
+
+
+def _seconds(record):
+    return record["seconds"] if record and record["status"] == "ok" else None
+
+
+def _fmt(x, digits=3):
+    return "—" if x is None else f"{x:.{digits}g}"
+
+
+def _table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def render(args, results, versions, diff):
+    """The Markdown report."""
+    cell = {(r["column"], r["model"]): r for r in results}
+    cols = args.columns
+    lines = ["# knet_st benchmark: the Knet tutorial's models on this machine", ""]
+    lines += [f"- {line}" for line in header(args, versions)] + [""]
+
+    lines += ["## Seconds to train (data in memory, float32, plain SGD)", ""]
+    head = ["model", "data", "epochs", "batch", "steps"] + [LABELS[c] for c in cols]
+    head += ["knet_st/NumPy", "knet_st/best peer"]
+    rows = []
+    for model in args.models:
+        spec = problems.SPECS[model]
+        steps = next((r["steps"] for r in results if r["model"] == model and r["status"] == "ok"), "—")
+        secs = {c: _seconds(cell.get((c, model))) for c in cols}
+        knet, floor = secs.get("knet_st"), secs.get("numpy")
+        peers = {c: secs[c] for c in PEERS if secs.get(c) is not None}
+        best = min(peers, key=peers.get) if peers else None
+        rows.append([spec.label, spec.data, spec.epochs, spec.batch, steps]
+                    + [_fmt(secs[c]) for c in cols]
+                    + [_fmt(knet / floor if knet and floor else None, 2),
+                       f"{knet / peers[best]:.2f} ({LABELS[best]})" if knet and best else "—"])
+    lines += _table(head, rows) + [""]
+
+    notes = {}
+    for r in results:
+        if r["status"] != "ok":
+            notes.setdefault((r["column"], r["status"], r["reason"]), []).append(r["model"])
+    for (column, status, why), models in notes.items():
+        lines.append(f"- {LABELS[column]} {status} ({', '.join(models)}): {why}")
+    if notes:
+        lines.append("")
+
+    lines += ["## Mean loss on the first batches trained on, before -> after", ""]
+    rows = [[problems.SPECS[m].label]
+            + [f"{r['loss_before']:.4g} -> {r['loss_after']:.4g}" if (r := cell.get((c, m))) and r["status"] == "ok"
+               else "—" for c in cols] for m in args.models]
+    lines += _table(["model"] + [LABELS[c] for c in cols], rows) + [""]
+
+    lines += ["## Seconds for the untimed first step (includes tracing and compilation)", ""]
+    rows = [[problems.SPECS[m].label]
+            + [_fmt(r["warmup"]) if (r := cell.get((c, m))) and r["status"] == "ok" else "—" for c in cols]
+            for m in args.models]
+    lines += _table(["model"] + [LABELS[c] for c in cols], rows) + [""]
+
+    if diff:
+        lines += ["## Cost of differentiation: MLP with quadratic loss, cumulative seconds", ""]
+        lines += _table(["op", "secs"], [[d["op"], d.get("reason") or _fmt(d.get("seconds"))]
+                                         for d in diff]) + [""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Entry point of ``python -m bench``; returns the exit status."""
+    args = parse_args(argv)
+    from bench.data import data_dir
+    try:
+        folder = data_dir(args.data)
+    except FileNotFoundError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print(f"bench: models {','.join(args.models)}; columns {','.join(args.columns)}; "
+          f"{args.threads} threads{'; quick' if args.quick else ''}", flush=True)
+    results, versions, diff = collect(args, folder)
+    report = render(args, results, versions, diff)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(report + "\n")
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(dict(header=header(args, versions), versions=versions, results=results, diff=diff), f, indent=1)
+    print()
+    print(report)
+    print(f"\nwritten to {args.out}")
+    return 0

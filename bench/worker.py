@@ -1,0 +1,133 @@
+"""Run one column of the benchmark in this process; the harness starts one per column.
+
+Each result is printed as one line ``BENCH_RESULT {json}`` on stdout.  The
+harness starts this module with the thread variables already in the
+environment; :func:`main` sets them again (before NumPy is imported) so that
+running it by hand gives the same conditions::
+
+    python -m bench.worker --column numpy --models mlp --quick --threads 2
+
+This module imports nothing heavy at the top: NumPy and the frameworks are
+loaded only after the thread settings are in place.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+#: column name -> module implementing it (each has ``build(problem)`` and ``versions()``)
+COLUMNS = {
+    "knet_st": "bench.knet_col",
+    "numpy": "bench.models_numpy",
+    "autograd": "bench.models_autograd",
+    "torch": "bench.models_torch",
+    "jax": "bench.models_jax",
+}
+
+
+def thread_env(threads, environ=os.environ):
+    """Environment variables that give every library *threads* threads."""
+    n = str(threads)
+    xla = environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in xla:
+        eigen = "true" if threads > 1 else "false"
+        xla = f"{xla} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={n}".strip()
+    return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
+            "VECLIB_MAXIMUM_THREADS": n, "NUMEXPR_NUM_THREADS": n, "XLA_FLAGS": xla}
+
+
+def emit(record):
+    print(RESULT_PREFIX + json.dumps(record), flush=True)
+
+
+def reason(exc):
+    """One line saying what went wrong."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def run_cell(impl, problem):
+    """Warm up on a throwaway copy, then time the SGD steps of *problem*; returns the measurements."""
+    t = time.perf_counter()
+    params = impl.step(impl.init(), impl.batches[problem.order[0]])
+    impl.sync(params)
+    warmup = time.perf_counter() - t
+
+    def mean_loss(params):
+        return sum(impl.loss(params, impl.batches[i]) for i in problem.eval) / len(problem.eval)
+
+    params = impl.init()
+    loss_before = mean_loss(params)
+    batches, step = impl.batches, impl.step
+    t = time.perf_counter()
+    for i in problem.order:
+        params = step(params, batches[i])
+    impl.sync(params)
+    seconds = time.perf_counter() - t
+    return dict(seconds=seconds, steps=len(problem.order), warmup=warmup,
+                loss_before=loss_before, loss_after=mean_loss(params))
+
+
+def run_column(column, models, folder, quick, threads, verbose):
+    """Benchmark *models* with one column, emitting a record per model."""
+    from bench import problems
+
+    base = dict(column=column)
+    try:
+        module = importlib.import_module(COLUMNS[column])
+        configure = getattr(module, "configure", None)
+        if configure:
+            configure(threads)
+        emit(dict(base, versions=module.versions()))
+    except Exception as exc:  # a missing or broken peer is a skipped column
+        if verbose:
+            traceback.print_exc()
+        for name in models:
+            emit(dict(base, model=name, status="skipped", reason=reason(exc)))
+        return
+    for name in models:
+        record = dict(base, model=name)
+        try:
+            problem = problems.make(name, folder, quick)
+            impl = module.build(problem)
+        except Exception as exc:
+            if verbose:
+                traceback.print_exc()
+            emit(dict(record, status="skipped", reason=reason(exc)))
+            continue
+        try:
+            emit(dict(record, status="ok", **run_cell(impl, problem)))
+        except Exception as exc:
+            traceback.print_exc()
+            emit(dict(record, status="error", reason=reason(exc)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__.splitlines()[0])
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--column", choices=sorted(COLUMNS))
+    what.add_argument("--diff", action="store_true", help="the cost-of-differentiation table")
+    parser.add_argument("--models", default="linreg,softmax,mlp,lenet,charlm")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.update(thread_env(args.threads))
+    if args.diff:
+        from bench import difftable
+        for record in difftable.run(args.data, args.quick, args.threads, args.verbose):
+            emit(record)
+    else:
+        run_column(args.column, args.models.split(","), args.data, args.quick, args.threads, args.verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
