@@ -36,7 +36,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help=f"run 1/{problems.QUICK_FRACTION} of the steps (at least "
                              f"{problems.QUICK_MIN_STEPS}): a smoke test")
-    parser.add_argument("--data", help="data folder (default: $KNET_ST_DATA)")
+    parser.add_argument("--data", help="data folder (default: $KNET_ST_DATA, read by knet_st.datasets)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="Markdown output; JSON goes beside it (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="threads for every library (default: the usable cores, %(default)s)")
@@ -91,7 +91,7 @@ def progress(record):
         print(f"{where} {record['status']}: {record['reason']}", flush=True)
 
 
-def collect(args, folder):
+def collect(args):
     """Run the selected columns (and the second table); return (results, versions, diff rows)."""
     results, versions, diff = [], {}, []
 
@@ -102,8 +102,13 @@ def collect(args, folder):
             results.append(record)
             progress(record)
 
-    common = ["--data", folder, "--threads", str(args.threads)]
-    common += ["--quick"] * args.quick + ["--verbose"] * args.verbose
+    common = ["--threads", str(args.threads)]
+    if args.data:
+        common += ["--data", os.path.abspath(args.data)]
+    if args.quick:
+        common.append("--quick")
+    if args.verbose:
+        common.append("--verbose")
     for column in args.columns:
         code = run_worker(["--column", column, "--models", ",".join(args.models), *common],
                           args.threads, on_record)
@@ -143,6 +148,7 @@ def header(args, versions):
         f"machine: {machine()}",
         "threads: " + ", ".join(f"{k}={v}" for k, v in threads.items() if k != "XLA_FLAGS")
         + f", torch.set_num_threads({args.threads}), XLA_FLAGS='{threads['XLA_FLAGS']}'",
+        f"data: {args.data or os.environ.get('KNET_ST_DATA') or 'knet_st.datasets default folder'}",
         "inherited environment: " + (", ".join(f"{k}={v}" for k, v in inherited.items()) or "none"),
         f"python: {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "mode: " + (f"QUICK (1/{problems.QUICK_FRACTION} of the steps, at least {problems.QUICK_MIN_STEPS}); "
@@ -211,24 +217,22 @@ def render(args, results, versions, diff):
     lines += _table(["model"] + [LABELS[c] for c in cols], rows) + [""]
 
     if diff:
-        lines += ["## Cost of differentiation: MLP with quadratic loss, cumulative seconds", ""]
-        lines += _table(["op", "secs"], [[d["op"], d.get("reason") or _fmt(d.get("seconds"))]
-                                         for d in diff]) + [""]
+        lines += ["## Cost of differentiation: MLP with quadratic loss, cumulative seconds "
+                  f"over {diff[0]['batches']} minibatches", ""]
+        lines += _table(["op", "secs"], [[d["op"], d.get("reason") or _fmt(d["seconds"])] for d in diff])
+        lines.append("")
     return "\n".join(lines)
 
 
 def main(argv=None):
     """Entry point of ``python -m bench``; returns the exit status."""
     args = parse_args(argv)
-    from bench.data import data_dir
-    try:
-        folder = data_dir(args.data)
-    except FileNotFoundError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
+    if args.data and not os.path.isdir(args.data):
+        print(f"bench: data folder {args.data!r} does not exist", file=sys.stderr)
         return 2
     print(f"bench: models {','.join(args.models)}; columns {','.join(args.columns)}; "
           f"{args.threads} threads{'; quick' if args.quick else ''}", flush=True)
-    results, versions, diff = collect(args, folder)
+    results, versions, diff = collect(args)
     report = render(args, results, versions, diff)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

@@ -106,6 +106,13 @@ def charlm_loss(w, onehots, state):
     return total / (len(onehots) - 1)
 
 
+def mlp_quad_loss(w, x, y):
+    """The second table's MLP with quadratic loss."""
+    a3 = np.maximum(0, np.dot(w[0], x) + w[1])
+    a6 = np.dot(w[2], a3) + w[3] - y
+    return np.sum(a6 * a6)
+
+
 def onehot(labels, classes):
     y = numpy.zeros((classes, len(labels)), numpy.float32)
     y[labels, numpy.arange(len(labels))] = 1
@@ -141,3 +148,4 @@ def build(problem):
 
 def versions():
     return {"autograd": version("autograd")}
+

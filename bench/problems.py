@@ -2,7 +2,8 @@
 
 Every column trains the same model from the same float32 initial weights on
 the same minibatches in the same order with plain SGD.  This module builds
-that common ground once, as NumPy arrays; each column converts it to its own
+that common ground once, as NumPy arrays from ``knet_st.datasets`` (which
+reads ``$KNET_ST_DATA``); each column converts it to its own
 array type and layout (outside the timed region).
 
 Canonical layouts (Knet's: features x instances)::
@@ -24,13 +25,12 @@ gradient norm clipped at 5 (charlm, charlm.jl); initial weights 0.1*randn
 bias 1 (charlm).
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-
-from bench import data
 
 SEED = 1
 QUICK_FRACTION = 100   # --quick runs 1/QUICK_FRACTION of the steps ...
@@ -111,8 +111,17 @@ def xavier(rng, rows, cols):
     return uniform(rng, (rows, cols), math.sqrt(2 / (rows + cols)))
 
 
-def mnist_batches(x, y, batch, layout):
-    """Split MNIST into contiguous minibatches: x (784, batch) columns, or NCHW for ``layout='nchw'``."""
+@functools.lru_cache(maxsize=1)
+def mnist_train():
+    """MNIST's training images (60000, 784) float32 in [0, 1] and labels (60000,) int64."""
+    from knet_st import datasets
+    x, y, _, _ = datasets.mnist()
+    return x.T, y                                  # x.T is C-contiguous: one image per row
+
+
+def mnist_batches(batch, layout):
+    """MNIST in contiguous minibatches: x (784, batch) columns, or NCHW for ``layout='nchw'``."""
+    x, y = mnist_train()
     out = []
     for i in range(0, len(x) - batch + 1, batch):
         xb = x[i:i + batch]
@@ -121,36 +130,32 @@ def mnist_batches(x, y, batch, layout):
     return out
 
 
-def linreg(folder, rng):
-    table = data.housing(folder)
-    x = table[:, :13].T
-    x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, ddof=1, keepdims=True)
-    y = table[:, 13:14].T
-    batches = [(x.astype(np.float32), y.astype(np.float32))]
+def linreg(rng):
+    from knet_st import datasets
+    x, y = datasets.housing()                      # x normalised per feature, as in housing.jl
+    batches = [(np.ascontiguousarray(x), y)]
     w = [(0.1 * rng.standard_normal((1, 13))).astype(np.float32), np.zeros((1, 1), np.float32)]
     return Problem("linreg", w, batches, [0] * 10_000, lr=0.1)
 
 
-def _mnist_problem(name, folder, rng, hidden, epochs, lr, layout):
-    x, y = data.mnist_train(folder)
-    batches = mnist_batches(x, y, 100, layout)
+def _mnist_problem(name, rng, hidden, epochs, lr):
+    batches = mnist_batches(100, "columns")
     w = []
     for fan_out, fan_in in zip(hidden + [10], [784] + hidden):
         w += [uniform(rng, (fan_out, fan_in), 0.1), np.zeros((fan_out, 1), np.float32)]
     return Problem(name, w, batches, list(range(len(batches))) * epochs, lr=lr)
 
 
-def softmax(folder, rng):
-    return _mnist_problem("softmax", folder, rng, [], 10, 0.5, "columns")
+def softmax(rng):
+    return _mnist_problem("softmax", rng, [], 10, 0.5)
 
 
-def mlp(folder, rng):
-    return _mnist_problem("mlp", folder, rng, [64], 10, 0.5, "columns")
+def mlp(rng):
+    return _mnist_problem("mlp", rng, [64], 10, 0.5)
 
 
-def lenet(folder, rng):
-    x, y = data.mnist_train(folder)
-    batches = mnist_batches(x, y, 100, "nchw")
+def lenet(rng):
+    batches = mnist_batches(100, "nchw")
     w = [uniform(rng, (20, 1, 5, 5), 0.1), np.zeros((1, 20, 1, 1), np.float32),
          uniform(rng, (50, 20, 5, 5), 0.1), np.zeros((1, 50, 1, 1), np.float32),
          uniform(rng, (500, 800), 0.1), np.zeros((500, 1), np.float32),
@@ -172,8 +177,9 @@ def charlm_batches(text, batch, seqlen):
     return segments, vocab
 
 
-def charlm(folder, rng, embed=256, hidden=256, batch=128, seqlen=100):
-    segments, vocab = charlm_batches(data.text(folder, "hiawatha"), batch, seqlen)
+def charlm(rng, embed=256, hidden=256, batch=128, seqlen=100):
+    from knet_st import datasets
+    segments, vocab = charlm_batches(datasets.text("hiawatha"), batch, seqlen)
     V, E, H = len(vocab), embed, hidden
     W = np.concatenate([np.concatenate([xavier(rng, H, E), xavier(rng, H, H)], axis=1)
                         for _gate in ("forget", "input", "output", "change")])
@@ -187,13 +193,13 @@ def charlm(folder, rng, embed=256, hidden=256, batch=128, seqlen=100):
 BUILDERS = {"linreg": linreg, "softmax": softmax, "mlp": mlp, "lenet": lenet, "charlm": charlm}
 
 
-def make(name, folder, quick=False):
-    """Build problem *name* from the files in *folder*; ``quick`` keeps only the first steps.
+def make(name, quick=False):
+    """Build problem *name*; ``quick`` keeps only the first steps.
 
     Weights and batches are made read-only: every column must copy the
     weights it trains, so that all columns start from the same values.
     """
-    problem = BUILDERS[name](folder, np.random.default_rng(SEED))
+    problem = BUILDERS[name](np.random.default_rng(SEED))
     if quick:
         problem.order = problem.order[:quick_steps(len(problem.order))]
     for batch in problem.batches:

@@ -52,13 +52,16 @@ def reason(exc):
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def run_cell(impl, problem):
-    """Warm up on a throwaway copy, then time the SGD steps of *problem*; returns the measurements."""
+def warm_up(impl, problem):
+    """Take the first step on a throwaway copy of the weights (compiles what compiles); its seconds."""
     t = time.perf_counter()
     params = impl.step(impl.init(), impl.batches[problem.order[0]])
     impl.sync(params)
-    warmup = time.perf_counter() - t
+    return time.perf_counter() - t
 
+
+def timed_run(impl, problem):
+    """Train from the initial weights through ``problem.order``; seconds, steps and losses."""
     def mean_loss(params):
         return sum(impl.loss(params, impl.batches[i]) for i in problem.eval) / len(problem.eval)
 
@@ -70,11 +73,11 @@ def run_cell(impl, problem):
         params = step(params, batches[i])
     impl.sync(params)
     seconds = time.perf_counter() - t
-    return dict(seconds=seconds, steps=len(problem.order), warmup=warmup,
+    return dict(seconds=seconds, steps=len(problem.order),
                 loss_before=loss_before, loss_after=mean_loss(params))
 
 
-def run_column(column, models, folder, quick, threads, verbose):
+def run_column(column, models, quick, threads, verbose):
     """Benchmark *models* with one column, emitting a record per model."""
     from bench import problems
 
@@ -93,16 +96,17 @@ def run_column(column, models, folder, quick, threads, verbose):
         return
     for name in models:
         record = dict(base, model=name)
-        try:
-            problem = problems.make(name, folder, quick)
+        try:   # a column that cannot build or take its first step is skipped
+            problem = problems.make(name, quick)
             impl = module.build(problem)
+            record["warmup"] = warm_up(impl, problem)
         except Exception as exc:
             if verbose:
                 traceback.print_exc()
             emit(dict(record, status="skipped", reason=reason(exc)))
             continue
         try:
-            emit(dict(record, status="ok", **run_cell(impl, problem)))
+            emit(dict(record, status="ok", **timed_run(impl, problem)))
         except Exception as exc:
             traceback.print_exc()
             emit(dict(record, status="error", reason=reason(exc)))
@@ -114,18 +118,20 @@ def main(argv=None):
     what.add_argument("--column", choices=sorted(COLUMNS))
     what.add_argument("--diff", action="store_true", help="the cost-of-differentiation table")
     parser.add_argument("--models", default="linreg,softmax,mlp,lenet,charlm")
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", help="data folder (sets $KNET_ST_DATA)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     os.environ.update(thread_env(args.threads))
+    if args.data:
+        os.environ["KNET_ST_DATA"] = args.data
     if args.diff:
         from bench import difftable
-        for record in difftable.run(args.data, args.quick, args.threads, args.verbose):
+        for record in difftable.run(args.quick):
             emit(record)
     else:
-        run_column(args.column, args.models.split(","), args.data, args.quick, args.threads, args.verbose)
+        run_column(args.column, args.models.split(","), args.quick, args.threads, args.verbose)
     return 0
 
 

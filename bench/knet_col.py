@@ -1,0 +1,134 @@
+"""Column "knet_st": the tutorial's models as plain Python, differentiated by ``kt.grad``.
+
+Each model is a ``predict`` and a ``loss`` written the way the Knet tutorial
+writes them, in NumPy plus knet_st's operators (``kt.relu``, ``kt.sigm``,
+``kt.conv4``, ``kt.pool``, ``kt.mat``, ``kt.nll``), and trained by the
+tutorial's loop::
+
+    lossgradient = kt.grad(loss)
+    dw = lossgradient(w, x, y)
+    for i in range(len(w)):
+        w[i] -= lr * dw[i]
+
+Layouts are Knet's: features x instances, NCHW images with OIHW filters.
+CharLM feeds one-hot input columns to the embedding (``w[2] @ onehot``), as
+the tutorial does.  These functions must stay at module level in this file:
+``kt.grad`` reads their source.
+
+If knet_st cannot be imported, or ``kt.grad`` cannot transform a model, the
+worker reports the column as skipped with the reason.
+"""
+
+import numpy as np
+
+import knet_st as kt
+from bench.problems import Impl, clip_scale
+
+
+def versions():
+    return {"knet_st": kt.__version__}
+
+
+# --------------------------------------------------------------------------- models
+
+
+def linreg_predict(w, x):
+    return w[0] @ x + w[1]
+
+
+def linreg_loss(w, x, y):
+    return np.sum((y - linreg_predict(w, x)) ** 2) / y.shape[1]
+
+
+def mlp_predict(w, x):
+    for i in range(0, len(w) - 2, 2):
+        x = kt.relu(w[i] @ x + w[i + 1])
+    return w[-2] @ x + w[-1]
+
+
+def mlp_loss(w, x, labels):
+    return kt.nll(mlp_predict(w, x), labels)
+
+
+def lenet_predict(w, x):
+    x = kt.pool(kt.relu(kt.conv4(w[0], x) + w[1]))
+    x = kt.pool(kt.relu(kt.conv4(w[2], x) + w[3]))
+    x = kt.relu(w[4] @ kt.mat(x) + w[5])
+    return w[6] @ x + w[7]
+
+
+def lenet_loss(w, x, labels):
+    return kt.nll(lenet_predict(w, x), labels)
+
+
+def lstm(weight, bias, hidden, cell, input):
+    gates = weight @ np.concatenate([input, hidden]) + bias
+    h = hidden.shape[0]
+    forget = kt.sigm(gates[:h])
+    ingate = kt.sigm(gates[h:2 * h])
+    outgate = kt.sigm(gates[2 * h:3 * h])
+    change = np.tanh(gates[3 * h:])
+    cell = cell * forget + ingate * change
+    hidden = outgate * np.tanh(cell)
+    return hidden, cell
+
+
+def charlm_loss(w, inputs, labels, state):
+    """Mean cross entropy of predicting labels[t] after the one-hot inputs[0..t]."""
+    hidden, cell = state
+    total = 0.0
+    for t in range(len(inputs)):
+        x = w[2] @ inputs[t]
+        hidden, cell = lstm(w[0], w[1], hidden, cell, x)
+        total = total + kt.nll(w[3] @ hidden + w[4], labels[t])
+    return total / len(inputs)
+
+
+def mlp_quad_loss(w, x, y):
+    """The tutorial's second table: an MLP with quadratic loss, one operation per line."""
+    a1 = w[0] @ x
+    a2 = w[1] + a1
+    a3 = kt.relu(a2)
+    a4 = w[2] @ a3
+    a5 = w[3] + a4
+    a6 = a5 - y
+    return np.sum(a6 * a6)
+
+
+# --------------------------------------------------------------------------- column
+
+
+def onehot(labels, classes):
+    y = np.zeros((classes, len(labels)), np.float32)
+    y[labels, np.arange(len(labels))] = 1
+    return y
+
+
+def build(problem):
+    """The knet_st implementation of *problem*."""
+    name, lr, gclip = problem.name, problem.lr, problem.gclip
+    batches = problem.batches
+    if name == "linreg":
+        loss = linreg_loss
+    elif name in ("softmax", "mlp"):
+        loss = mlp_loss
+    elif name == "lenet":
+        loss = lenet_loss
+    elif name == "charlm":
+        loss = charlm_loss
+        V, H = problem.sizes["vocab"], problem.sizes["hidden"]
+        state = (np.zeros((H, batches[0].shape[1]), np.float32),) * 2
+        batches = [([onehot(row, V) for row in ids[:-1]], ids[1:], state) for ids in batches]
+    else:
+        raise KeyError(name)
+    lossgradient = kt.grad(loss)
+
+    def step(w, batch):
+        dw = lossgradient(w, *batch)
+        scale = clip_scale(sum(float(np.vdot(d, d)) for d in dw), lr, gclip) if gclip else lr
+        for i in range(len(w)):
+            w[i] -= scale * dw[i]
+        return w
+
+    return Impl(init=lambda: [a.copy() for a in problem.weights], step=step,
+                loss=lambda w, batch: float(loss(w, *batch)), batches=batches)
