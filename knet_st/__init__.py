@@ -16,6 +16,9 @@ writes a forward and a backward function, compiles and caches them::
 __version__ = "0.1.0"
 
 # --- compiler (issue 3) ---
+from .api import grad, value_and_grad, source
+from .errors import TransformError
+from .transform.registry import adjoint, nondifferentiable
 # --- runtime (issue 4) ---
 # --- training (issue 5) ---
 from .optim import SGD, Momentum, Nesterov, Adagrad, Adadelta, Rmsprop, Adam, optimizers, update

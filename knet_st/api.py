@@ -1,0 +1,133 @@
+"""The public entry points: ``grad``, ``value_and_grad``, ``source``."""
+
+import functools
+import inspect
+
+import numpy as np
+
+from .runtime.gradients import materialize
+from .transform.compiler import Compiler, deps_valid
+
+_cache = {}
+
+
+class GradFunction:
+    """The gradient of a function, as returned by :func:`grad`.
+
+    Calling it runs the compiled forward and backward functions.  The
+    transformation happens on the first call (or when ``verbose`` asks for the
+    source) and is cached: by the function's code, ``wrt`` and every global
+    name the code resolved, so that redefining a helper is noticed.
+    """
+
+    def __init__(self, fn, wrt=0, verbose=False, value=False):
+        if not callable(fn):
+            raise TypeError(f"grad() needs a function, got {fn!r}")
+        self.fn = fn
+        self.single = isinstance(wrt, int)
+        self.wrt = (wrt,) if self.single else tuple(wrt)
+        self.verbose = verbose
+        self.value = value
+        self.signature = inspect.signature(fn)
+        self.nparams = len(self.signature.parameters)
+        self._compiled = None
+        functools.update_wrapper(self, fn)
+        if verbose:
+            print(self.source())
+
+    def compiled(self):
+        compiled = self._compiled
+        if compiled is None or not deps_valid(compiled[3]):
+            key = (self.fn.__code__, self.wrt, _closure_key(self.fn), id(self.fn.__globals__))
+            compiled = _cache.get(key)
+            if compiled is None or not deps_valid(compiled[3]):
+                compiled = Compiler().compile_top(self.fn, self.wrt)
+                _cache[key] = compiled
+                if self.verbose and self._compiled is not None:
+                    print(compiled[2])
+            self._compiled = compiled
+        return compiled
+
+    def source(self):
+        """The generated Python source of the forward and backward functions."""
+        return self.compiled()[2]
+
+    def __call__(self, *args, **kwargs):
+        fwd, bwd, _, _ = self.compiled()
+        if kwargs or len(args) != self.nparams:
+            bound = self.signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            args = tuple(bound.arguments.values())
+        out, saved = fwd(*args)
+        if np.ndim(out) != 0 or not np.isrealobj(out):
+            raise TypeError(f"grad: {self.fn.__name__} must return a real scalar to be "
+                            f"differentiated; it returned {type(out).__name__} with shape "
+                            f"{np.shape(out)}")
+        grads = bwd(saved, 1.0)
+        if len(self.wrt) == 1:
+            grads = (grads,)
+        grads = tuple(materialize(g, args[i]) for g, i in zip(grads, self.wrt))
+        result = grads[0] if self.single else grads
+        return (out, result) if self.value else result
+
+    def __repr__(self):
+        return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
+
+
+def _closure_key(fn):
+    cells = fn.__closure__ or ()
+    key = []
+    for cell in cells:
+        try:
+            key.append(id(cell.cell_contents))
+        except ValueError:
+            key.append(None)
+    return tuple(key)
+
+
+def grad(fn=None, wrt=0, verbose=False):
+    """The gradient of ``fn`` with respect to its argument number ``wrt``.
+
+    Arguments:
+        fn: a Python function returning a scalar, written with NumPy and
+            ``knet_st`` operations; loops, conditionals, helper functions,
+            recursion, lists, tuples and dicts are all fine.
+        wrt: the position of the parameter to differentiate (default 0), or a
+            tuple of positions (the gradient is then a tuple).
+        verbose: print the generated source when it is created.
+
+    Returns a function taking the same arguments as ``fn`` and returning the
+    gradient, with the same nesting (lists, tuples, dicts) as the parameter.
+    Usable as a decorator, with or without arguments::
+
+        g = kt.grad(loss)
+        dw = g(w, x, y)
+
+        @kt.grad(wrt=1)
+        def dloss_dx(w, x): ...
+    """
+    if fn is None:
+        return lambda f: GradFunction(f, wrt, verbose)
+    return GradFunction(fn, wrt, verbose)
+
+
+def value_and_grad(fn=None, wrt=0, verbose=False):
+    """Like :func:`grad`, but the returned function gives ``(value, gradient)``::
+
+        loss_value, dw = kt.value_and_grad(loss)(w, x, y)
+    """
+    if fn is None:
+        return lambda f: GradFunction(f, wrt, verbose, value=True)
+    return GradFunction(fn, wrt, verbose, value=True)
+
+
+def source(g):
+    """The generated source of a gradient function from :func:`grad`.
+
+    Example::
+
+        print(kt.source(kt.grad(loss)))
+    """
+    if not isinstance(g, GradFunction):
+        raise TypeError("source() takes a function returned by knet_st.grad")
+    return g.source()

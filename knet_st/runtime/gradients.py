@@ -1,0 +1,310 @@
+"""Helpers that generated adjoint code calls.
+
+Adjoint values are arrays (or Python floats), ``None`` for "zero, nothing
+arrived yet", and two sparse forms:
+
+* a ``dict`` for the adjoint of a list, tuple or dict, mapping an index
+  (or key) to that element's adjoint; missing entries are zero;
+* an :class:`IndexGrad` for the adjoint of an array read by index, a list
+  of ``(index, value)`` pieces, scattered into a dense array only when
+  needed (a time loop reading ``x[t]`` never builds a dense zero array per
+  step).
+
+Everything here works on any array module that follows the NumPy API.
+"""
+
+import numbers
+
+import numpy as np
+
+SEQUENCES = (list, tuple)
+CONTAINERS = (list, tuple, dict)
+
+
+class IndexGrad:
+    """The adjoint of an array that was read by index: ``base`` (dense or None)
+    plus ``pieces``, a list of ``(index, gradient)`` to scatter-add into it."""
+
+    __slots__ = ("like", "base", "pieces")
+
+    def __init__(self, like, base=None, pieces=None):
+        self.like = like
+        self.base = base
+        self.pieces = pieces if pieces is not None else []
+
+    def dense(self):
+        out = np.zeros_like(self.like) if self.base is None else self.base.copy()
+        for index, g in self.pieces:
+            if _is_basic_index(index):
+                out[index] += g
+            else:
+                np.add.at(out, index, g)
+        return out
+
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (numbers.Integral, slice)) or i is None or i is Ellipsis
+               for i in items)
+
+
+def dense(g):
+    """``g`` as a plain array (or float): scatters an :class:`IndexGrad`."""
+    return g.dense() if isinstance(g, IndexGrad) else g
+
+
+def add(a, b):
+    """The sum of two adjoints of the same value; either may be ``None`` (zero)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, dict):
+        for key, g in b.items():
+            a[key] = add(a.get(key), g)
+        return a
+    if isinstance(a, IndexGrad):
+        if isinstance(b, IndexGrad):
+            a.pieces.extend(b.pieces)
+            a.base = add(a.base, b.base)
+            return a
+        a, b = b, a
+    if isinstance(b, IndexGrad):
+        return IndexGrad(b.like, add(b.base, a), list(b.pieces))
+    return a + b
+
+
+def item(g, key):
+    """The adjoint of element ``key`` of a container whose adjoint is ``g``."""
+    if g is None:
+        return None
+    return g.get(key)
+
+
+def seq(gs):
+    """A list of adjoints (``None`` for zero) as a container adjoint."""
+    return {i: g for i, g in enumerate(gs) if g is not None}
+
+
+def _key(container, key):
+    if isinstance(container, SEQUENCES) and isinstance(key, numbers.Integral) and key < 0:
+        return key + len(container)
+    return key
+
+
+def getitem_grad(dx, x, index, dy):
+    """Adjoint of ``y = x[index]``: adds ``dy`` into ``dx`` at ``index``.
+
+    ``x`` may be a list, tuple or dict (``dx`` is then a dict) or an array
+    (``dx`` becomes an :class:`IndexGrad`)."""
+    if dy is None:
+        return dx
+    if isinstance(x, CONTAINERS):
+        if isinstance(index, slice):
+            if dx is None:
+                dx = {}
+            for key, g in zip(range(*index.indices(len(x))), _elements(dy)):
+                dx[key] = add(dx.get(key), g)
+            return dx
+        key = _key(x, index)
+        if dx is None:
+            return {key: dy}
+        dx[key] = add(dx.get(key), dy)
+        return dx
+    piece = (index, dy)
+    if dx is None:
+        return IndexGrad(x, None, [piece])
+    if isinstance(dx, IndexGrad):
+        dx.pieces.append(piece)
+        return dx
+    return IndexGrad(x, dx, [piece])
+
+
+def _elements(g):
+    if g is None:
+        return ()
+    n = max(g) + 1 if g else 0
+    return [g.get(i) for i in range(n)]
+
+
+def setitem_grad(dx, x, index):
+    """Adjoint of ``x[index] = v`` on a list or dict: returns ``(dx, dv)``,
+    taking the element's adjoint out of ``dx`` (the old element's adjoint
+    starts again from zero)."""
+    if dx is None:
+        return None, None
+    return dx, dx.pop(_key(x, index), None)
+
+
+def append_grad(dx, position):
+    """Adjoint of ``x.append(v)`` where ``v`` went to ``position``: ``(dx, dv)``."""
+    if dx is None:
+        return None, None
+    return dx, dx.pop(position, None)
+
+
+def check_container(x, where):
+    """Refuses an in-place write into an array on the differentiated path."""
+    if not isinstance(x, (list, dict)):
+        from ..errors import TransformError
+        raise TransformError(
+            f"cannot differentiate an in-place write into a {type(x).__name__}: "
+            "build a new array instead (only lists and dicts may be assigned into)",
+            *where)
+
+
+def unbroadcast(g, x):
+    """Sums ``g`` over the axes along which ``x`` was broadcast to ``g``'s shape."""
+    shape = np.shape(x)
+    gshape = np.shape(g)
+    if gshape == shape:
+        return g
+    extra = len(gshape) - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and gshape[i + extra] != 1)
+    if axes:
+        g = g.sum(axis=axes)
+    if extra == 0 or len(shape) > 0:
+        g = g.reshape(shape)
+    if not hasattr(x, "shape") and isinstance(x, numbers.Number):
+        return g if isinstance(g, numbers.Number) else g[()]
+    return g
+
+
+def _expand(g, x, axis, keepdims):
+    if axis is None or keepdims:
+        return g
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    ndim = np.ndim(x)
+    for a in sorted(a % ndim for a in axes):
+        g = np.expand_dims(g, a)
+    return g
+
+
+def sum_grad(g, x, axis=None, keepdims=False):
+    """Adjoint of ``np.sum(x, axis, keepdims)``: ``g`` spread back over ``x``."""
+    return np.broadcast_to(_expand(g, x, axis, keepdims), np.shape(x))
+
+
+def mean_grad(g, x, axis=None, keepdims=False):
+    """Adjoint of ``np.mean(x, axis, keepdims)``."""
+    count = np.size(x) if axis is None else np.prod(
+        [np.shape(x)[a] for a in (axis if isinstance(axis, tuple) else (axis,))])
+    return sum_grad(g / count, x, axis, keepdims)
+
+
+def extremum_grad(g, y, x, axis=None, keepdims=False):
+    """Adjoint of ``np.max``/``np.min``: ``g`` goes to the elements equal to the
+    extremum, shared equally between ties."""
+    y = _expand(y, x, axis, keepdims)
+    mask = (x == y)
+    count = mask.sum(axis=axis, keepdims=True)
+    return mask * (_expand(g, x, axis, keepdims) / count)
+
+
+def transpose_grad(g, axes=None):
+    """Adjoint of ``np.transpose(x, axes)``."""
+    if axes is None:
+        return np.transpose(g)
+    return np.transpose(g, np.argsort(axes))
+
+
+def matmul_grads(g, a, b):
+    """Adjoints ``(da, db)`` of ``a @ b`` for 1-D and 2-D operands."""
+    if np.ndim(a) == 1 and np.ndim(b) == 1:
+        return g * b, g * a
+    if np.ndim(a) == 1:
+        return b @ g, np.outer(a, g)
+    if np.ndim(b) == 1:
+        return np.outer(g, b), a.T @ g
+    return g @ np.swapaxes(b, -1, -2), unbroadcast(np.swapaxes(a, -1, -2) @ g, b)
+
+
+def matmul_grad_a(g, a, b):
+    return matmul_grads(g, a, b)[0]
+
+
+def matmul_grad_b(g, a, b):
+    return matmul_grads(g, a, b)[1]
+
+
+def split_grad(g, xs, axis, stacked):
+    """Adjoint of ``np.concatenate(xs, axis)`` (or ``np.stack`` when ``stacked``):
+    a container adjoint with one slice of ``g`` per element of ``xs``."""
+    if stacked:
+        return {i: np.take(g, i, axis=axis) for i in range(len(xs))}
+    ends = np.cumsum([np.shape(x)[axis] for x in xs])
+    parts = np.split(g, ends[:-1], axis=axis)
+    return {i: part.reshape(np.shape(x)) for i, (part, x) in enumerate(zip(parts, xs))}
+
+
+def hstack_axis(xs):
+    return 0 if np.ndim(xs[0]) == 1 else 1
+
+
+def vstack_grad(g, xs):
+    ends = np.cumsum([np.shape(np.atleast_2d(x))[0] for x in xs])
+    parts = np.split(g, ends[:-1], axis=0)
+    return {i: part.reshape(np.shape(x)) for i, (part, x) in enumerate(zip(parts, xs))}
+
+
+def array_grad(g, xs):
+    """Adjoint of ``np.array(xs)`` for a (nested) list of differentiable values."""
+    if not isinstance(xs, CONTAINERS):
+        return g
+    return {i: array_grad(g[i], x) for i, x in enumerate(xs)}
+
+
+def zeros_like_tree(x):
+    """Zero gradients with the structure of ``x``."""
+    if isinstance(x, dict):
+        return {k: zeros_like_tree(v) for k, v in x.items()}
+    if isinstance(x, SEQUENCES):
+        return type(x)(zeros_like_tree(v) for v in x)
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return np.zeros_like(x)
+    if isinstance(x, numbers.Number):
+        return type(x)(0) if not isinstance(x, bool) else 0.0
+    return None
+
+
+def materialize(g, x):
+    """The adjoint ``g`` as a gradient with the structure, shapes and dtypes of ``x``.
+
+    Sparse container adjoints become lists/tuples/dicts, zeros fill what no
+    contribution reached, broadcast views become writable arrays of ``x``'s dtype.
+    """
+    if g is None:
+        return zeros_like_tree(x)
+    if isinstance(x, dict):
+        return {k: materialize(g.get(k), v) for k, v in x.items()}
+    if isinstance(x, SEQUENCES):
+        return type(x)(materialize(g.get(i), v) for i, v in enumerate(x))
+    g = dense(g)
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        if np.shape(g) != x.shape:
+            g = unbroadcast(g, x) if np.ndim(g) >= x.ndim else np.broadcast_to(g, x.shape)
+        xp_array = type(x)
+        if type(g) is not xp_array or g.dtype != x.dtype or not g.flags.writeable:
+            g = np.array(g, dtype=x.dtype) if xp_array is np.ndarray else \
+                g.astype(x.dtype, copy=True)
+        return g
+    if isinstance(x, numbers.Number):
+        return float(g) if not isinstance(x, complex) else complex(g)
+    return g
+
+
+def seqlen(x):
+    """``len(x)`` for a loop over ``x`` by index; refuses what is not a sequence
+    (iterating a dict or a set by index would change the program's meaning)."""
+    if isinstance(x, (dict, set, frozenset)) or not hasattr(x, "__getitem__"):
+        raise TypeError(f"knet_st: cannot loop over a {type(x).__name__} by index here; "
+                        "loop over a list, tuple, range or array")
+    return len(x)
+
+
+def seqkey(x, index):
+    """The position that ``x[index]`` reads, for a list that may grow later."""
+    if isinstance(x, SEQUENCES) and isinstance(index, numbers.Integral) and index < 0:
+        return index + len(x)
+    return index

@@ -1,0 +1,111 @@
+"""Pass 5, activity: which variables may carry a gradient.
+
+A variable is active when its value may depend on an active parameter.  The
+analysis is flow-insensitive (a fixed point over all statements), which is
+conservative: a variable active anywhere is active everywhere.  Containers
+that receive an active value (``s[i] = h``, ``hs.append(h)``) become active,
+and so do containers a called user function may mutate.
+"""
+
+import ast
+
+from .adjoints import NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
+
+INACTIVE_OPS = (ast.FloorDiv, ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
+MUTATING_METHODS = {"append", "extend", "insert", "pop", "remove", "clear", "update",
+                    "setdefault"}
+
+
+def names_in(node):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def value_active(value, active):
+    """Whether the one-operation expression ``value`` may carry a gradient."""
+    if isinstance(value, ast.Name):
+        return value.id in active
+    if isinstance(value, (ast.Constant, ast.Compare, ast.JoinedStr)):
+        return False
+    if isinstance(value, ast.BinOp):
+        if isinstance(value.op, INACTIVE_OPS):
+            return False
+        return bool(names_in(value) & active)
+    if isinstance(value, ast.UnaryOp):
+        if isinstance(value.op, (ast.Not, ast.Invert)):
+            return False
+        return bool(names_in(value) & active)
+    if isinstance(value, ast.Subscript):
+        return isinstance(value.value, ast.Name) and value.value.id in active
+    if isinstance(value, ast.Attribute):
+        return value.attr not in NONDIFFERENTIABLE_ATTRIBUTES and \
+            bool(names_in(value.value) & active)
+    if isinstance(value, ast.Call):
+        target = value.kt_target
+        if target.kind in ("nondiff", "opaque", "dynamic"):
+            return False
+        if target.kind == "method" and target.name in NONDIFFERENTIABLE_METHODS:
+            return False
+        return bool(set().union(*(names_in(a) for a in call_operands(value))) & active)
+    if isinstance(value, (ast.Tuple, ast.List, ast.Dict)):
+        return bool(names_in(value) & active)
+    return bool(names_in(value) & active)
+
+
+def call_operands(call):
+    """The value operands of a call: the receiver of a method, arguments, keywords."""
+    operands = list(call.args) + [k.value for k in call.keywords]
+    if isinstance(call.func, ast.Attribute) and call.kt_target.kind == "method":
+        operands.insert(0, call.func.value)
+    return operands
+
+
+def analyze(body, params, mutated_args):
+    """The set of active variable names in a normalized ``body``.
+
+    ``params`` are the active parameters; ``mutated_args(call)`` names the
+    arguments of a user-function call that the callee may mutate.
+    """
+    active = set(params)
+    statements = list(_walk(body))
+    changed = True
+    while changed:
+        changed = False
+
+        def mark(name):
+            nonlocal changed
+            if name not in active:
+                active.add(name)
+                changed = True
+
+        for stmt in statements:
+            if isinstance(stmt, ast.Assign):
+                target = stmt.targets[0]
+                if isinstance(target, ast.Name):
+                    if value_active(stmt.value, active):
+                        mark(target.id)
+                    call = stmt.value
+                    if isinstance(call, ast.Call) and call.kt_target.kind in ("user", "local") \
+                            and value_active(call, active):
+                        for name in mutated_args(call):
+                            mark(name)
+                elif isinstance(target, ast.Subscript):
+                    if names_in(stmt.value) & active:
+                        mark(target.value.id)
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                call = stmt.value
+                func = call.func
+                if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS \
+                        and isinstance(func.value, ast.Name):
+                    if any(names_in(a) & active for a in call.args):
+                        mark(func.value.id)
+            elif isinstance(stmt, ast.For):
+                if isinstance(stmt.iter, ast.Name) and stmt.iter.id in active:
+                    mark(stmt.target.id)
+    return active
+
+
+def _walk(body):
+    for stmt in body:
+        yield stmt
+        for field in ("body", "orelse"):
+            yield from _walk(getattr(stmt, field, []))

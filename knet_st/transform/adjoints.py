@@ -1,0 +1,346 @@
+"""Every primitive's adjoint, one declaration each, read as math.
+
+``dy`` is the adjoint of the output ``y``; each rule assigns the adjoint of
+each differentiable argument.  Rules are templates: the compiler inlines
+them (see :mod:`knet_st.transform.registry`), so they must use only
+functions that dispatch on the array type (ufuncs, ``np.sum``, methods), and
+so work unchanged on CuPy arrays.
+"""
+
+import builtins
+import operator
+
+import numpy as np
+
+from ..runtime.gradients import (
+    array_grad, extremum_grad, hstack_axis, matmul_grad_a, matmul_grad_b, mean_grad,
+    seq, split_grad, sum_grad, transpose_grad, unbroadcast, vstack_grad)
+from .registry import adjoint, nondifferentiable
+
+# ---- arithmetic -------------------------------------------------------------
+
+@adjoint(operator.add, np.add)
+def add(dy, y, a, b):
+    da = unbroadcast(dy, a)
+    db = unbroadcast(dy, b)
+
+
+@adjoint(operator.sub, np.subtract)
+def subtract(dy, y, a, b):
+    da = unbroadcast(dy, a)
+    db = unbroadcast(-dy, b)
+
+
+@adjoint(operator.mul, np.multiply)
+def multiply(dy, y, a, b):
+    da = unbroadcast(dy * b, a)
+    db = unbroadcast(dy * a, b)
+
+
+@adjoint(operator.truediv, np.divide, np.true_divide)
+def divide(dy, y, a, b):
+    da = unbroadcast(dy / b, a)
+    db = unbroadcast(-dy * y / b, b)
+
+
+@adjoint(operator.pow, np.power)
+def power(dy, y, a, b):
+    da = unbroadcast(dy * b * a ** (b - 1), a)
+    db = unbroadcast(dy * y * np.log(a), b)
+
+
+@adjoint(operator.neg, np.negative)
+def negative(dy, y, a):
+    da = -dy
+
+
+@adjoint(operator.pos, np.positive)
+def positive(dy, y, a):
+    da = dy
+
+
+@adjoint(operator.matmul, np.matmul)
+def matmul(dy, y, a, b):
+    da = matmul_grad_a(dy, a, b)
+    db = matmul_grad_b(dy, a, b)
+
+
+@adjoint(np.dot)
+def dot(dy, y, a, b):
+    da = matmul_grad_a(dy, a, b)
+    db = matmul_grad_b(dy, a, b)
+
+
+@adjoint(np.square)
+def square(dy, y, x):
+    dx = 2 * x * dy
+
+
+@adjoint(np.sqrt)
+def sqrt(dy, y, x):
+    dx = dy / (2 * y)
+
+
+@adjoint(np.reciprocal)
+def reciprocal(dy, y, x):
+    dx = -dy * y * y
+
+
+@adjoint(np.abs, np.absolute, builtins.abs)
+def absolute(dy, y, x):
+    dx = dy * np.sign(x)
+
+
+@adjoint(np.maximum)
+def maximum(dy, y, a, b):
+    da = unbroadcast(dy * (a >= b), a)
+    db = unbroadcast(dy * (a < b), b)
+
+
+@adjoint(np.minimum)
+def minimum(dy, y, a, b):
+    da = unbroadcast(dy * (a <= b), a)
+    db = unbroadcast(dy * (a > b), b)
+
+
+@adjoint(np.where)
+def where(dy, y, condition, a, b):
+    da = unbroadcast(np.where(condition, dy, 0), a)
+    db = unbroadcast(np.where(condition, 0, dy), b)
+
+
+@adjoint(np.clip)
+def clip(dy, y, a, a_min, a_max):
+    da = dy * ((a >= a_min) & (a <= a_max))
+
+
+@adjoint(builtins.float)
+def to_float(dy, y, x):
+    dx = dy
+
+
+# ---- exponentials, logarithms, trigonometry ---------------------------------
+
+@adjoint(np.exp)
+def exp(dy, y, x):
+    dx = dy * y
+
+
+@adjoint(np.expm1)
+def expm1(dy, y, x):
+    dx = dy * (y + 1)
+
+
+@adjoint(np.exp2)
+def exp2(dy, y, x):
+    dx = dy * y * np.log(2.0)
+
+
+@adjoint(np.log)
+def log(dy, y, x):
+    dx = dy / x
+
+
+@adjoint(np.log1p)
+def log1p(dy, y, x):
+    dx = dy / (1 + x)
+
+
+@adjoint(np.log2)
+def log2(dy, y, x):
+    dx = dy / (x * np.log(2.0))
+
+
+@adjoint(np.log10)
+def log10(dy, y, x):
+    dx = dy / (x * np.log(10.0))
+
+
+@adjoint(np.logaddexp)
+def logaddexp(dy, y, a, b):
+    da = unbroadcast(dy * np.exp(a - y), a)
+    db = unbroadcast(dy * np.exp(b - y), b)
+
+
+@adjoint(np.sin)
+def sin(dy, y, x):
+    dx = dy * np.cos(x)
+
+
+@adjoint(np.cos)
+def cos(dy, y, x):
+    dx = -dy * np.sin(x)
+
+
+@adjoint(np.tan)
+def tan(dy, y, x):
+    dx = dy * (1 + y * y)
+
+
+@adjoint(np.arcsin)
+def arcsin(dy, y, x):
+    dx = dy / np.sqrt(1 - x * x)
+
+
+@adjoint(np.arccos)
+def arccos(dy, y, x):
+    dx = -dy / np.sqrt(1 - x * x)
+
+
+@adjoint(np.arctan)
+def arctan(dy, y, x):
+    dx = dy / (1 + x * x)
+
+
+@adjoint(np.sinh)
+def sinh(dy, y, x):
+    dx = dy * np.cosh(x)
+
+
+@adjoint(np.cosh)
+def cosh(dy, y, x):
+    dx = dy * np.sinh(x)
+
+
+@adjoint(np.tanh)
+def tanh(dy, y, x):
+    dx = dy * (1 - y * y)
+
+
+# ---- reductions ---------------------------------------------------------------
+
+@adjoint(np.sum)
+def sum(dy, y, a, axis=None, keepdims=False):
+    da = sum_grad(dy, a, axis, keepdims)
+
+
+@adjoint(np.mean)
+def mean(dy, y, a, axis=None, keepdims=False):
+    da = mean_grad(dy, a, axis, keepdims)
+
+
+@adjoint(np.max, np.amax, np.min, np.amin)
+def extremum(dy, y, a, axis=None, keepdims=False):
+    da = extremum_grad(dy, y, a, axis, keepdims)
+
+
+@adjoint(builtins.sum)
+def builtin_sum(dy, y, iterable, start=0):
+    diterable = seq([dy] * len(iterable))
+    dstart = dy
+
+
+# ---- shapes -------------------------------------------------------------------
+
+@adjoint(np.reshape, np.ravel)
+def reshape(dy, y, a, *shape, **options):
+    da = dy.reshape(np.shape(a))
+
+
+@adjoint(np.squeeze, np.expand_dims, np.atleast_1d, np.atleast_2d)
+def squeeze(dy, y, a, axis=None):
+    da = dy.reshape(np.shape(a))
+
+
+@adjoint(np.transpose)
+def transpose(dy, y, a, axes=None):
+    da = transpose_grad(dy, axes)
+
+
+@adjoint(np.swapaxes)
+def swapaxes(dy, y, a, axis1, axis2):
+    da = np.swapaxes(dy, axis1, axis2)
+
+
+@adjoint(np.copy, np.asarray, np.ascontiguousarray)
+def copy(dy, y, a):
+    da = dy
+
+
+@adjoint(np.broadcast_to)
+def broadcast_to(dy, y, array, shape):
+    darray = unbroadcast(dy, array)
+
+
+@adjoint(np.concatenate)
+def concatenate(dy, y, arrays, axis=0):
+    darrays = split_grad(dy, arrays, axis, False)
+
+
+@adjoint(np.stack)
+def stack(dy, y, arrays, axis=0):
+    darrays = split_grad(dy, arrays, axis, True)
+
+
+@adjoint(np.hstack)
+def hstack(dy, y, tup):
+    dtup = split_grad(dy, tup, hstack_axis(tup), False)
+
+
+@adjoint(np.vstack)
+def vstack(dy, y, tup):
+    dtup = vstack_grad(dy, tup)
+
+
+@adjoint(np.array)
+def array(dy, y, object, dtype=None):
+    dobject = array_grad(dy, object)
+
+
+@adjoint(np.trace)
+def trace(dy, y, a):
+    da = dy * np.eye(a.shape[0], a.shape[1], dtype=a.dtype)
+
+
+@adjoint(np.outer)
+def outer(dy, y, a, b):
+    da = dy @ b
+    db = a @ dy
+
+
+# ---- functions with no gradient ----------------------------------------------
+
+nondifferentiable(
+    len, range, print, isinstance, int, bool, round, type, enumerate, zip,
+    np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.sign, np.floor,
+    np.ceil, np.round, np.rint, np.zeros_like, np.ones_like, np.empty_like,
+    np.full_like, np.isnan, np.isinf, np.isfinite, np.equal, np.not_equal, np.less,
+    np.less_equal, np.greater, np.greater_equal, np.logical_and, np.logical_or,
+    np.logical_not, np.arange, np.zeros, np.ones, np.eye, np.full, np.empty,
+    operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
+    operator.not_, operator.floordiv, np.floor_divide)
+
+# Methods of arrays, as the functions whose rules they share.
+METHODS = {
+    "sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min,
+    "reshape": np.reshape, "ravel": np.ravel, "flatten": np.ravel,
+    "squeeze": np.squeeze, "dot": np.dot, "clip": np.clip, "copy": np.copy,
+    "swapaxes": np.swapaxes,
+}
+NONDIFFERENTIABLE_METHODS = {"argmax", "argmin", "argsort", "nonzero", "any", "all",
+                             "tolist", "item_count"}
+NONDIFFERENTIABLE_ATTRIBUTES = {"shape", "dtype", "ndim", "size", "itemsize", "nbytes",
+                                "device"}
+
+
+def transpose_method(a, *axes):
+    """``a.transpose(*axes)``, as a function."""
+    return np.transpose(a, axes or None)
+
+
+@adjoint(transpose_method)
+def transpose_method_rule(dy, y, a, *axes):
+    da = transpose_grad(dy, axes or None)
+
+
+def astype(a, dtype, **options):
+    """``a.astype(dtype)``, as a function."""
+    return a.astype(dtype, **options)
+
+
+@adjoint(astype)
+def astype_rule(dy, y, a, dtype, **options):
+    da = dy.astype(a.dtype)
+
+
+METHODS.update({"transpose": transpose_method, "astype": astype})

@@ -1,0 +1,61 @@
+"""Pass 2, the language fence: rejects what the compiler does not handle.
+
+It runs first, so later passes can assume a known subset of Python, and
+every refusal names the file and line.
+"""
+
+import ast
+
+REFUSED = {
+    ast.Try: "'try' statements",
+    ast.With: "'with' statements",
+    ast.AsyncFunctionDef: "async functions",
+    ast.AsyncFor: "async loops",
+    ast.AsyncWith: "async 'with'",
+    ast.Await: "'await'",
+    ast.Yield: "generators ('yield')",
+    ast.YieldFrom: "generators ('yield from')",
+    ast.Global: "'global' declarations",
+    ast.Nonlocal: "'nonlocal' declarations",
+    ast.ClassDef: "class definitions inside a differentiated function",
+    ast.Lambda: "lambdas (define the function with def)",
+    ast.Import: "imports inside a differentiated function",
+    ast.ImportFrom: "imports inside a differentiated function",
+    ast.Delete: "'del' statements",
+    ast.NamedExpr: "assignment expressions (':=')",
+    ast.SetComp: "set comprehensions",
+    ast.DictComp: "dict comprehensions",
+    ast.Starred: "starred arguments or targets ('*x')",
+    ast.Set: "set literals",
+    ast.JoinedStr: None,
+    ast.Match: "'match' statements",
+}
+if hasattr(ast, "TryStar"):
+    REFUSED[ast.TryStar] = "'try' statements"
+
+
+def check(func, source):
+    """Raises :class:`TransformError` at the first construct outside the
+    supported subset in the function tree ``func``."""
+    args = func.args
+    if args.vararg or args.kwarg:
+        raise source.error("cannot differentiate functions with *args or **kwargs", func)
+    for node in ast.walk(func):
+        reason = REFUSED.get(type(node), False)
+        if reason:
+            raise source.error(f"cannot differentiate {reason}", node)
+        if isinstance(node, ast.Call) and any(k.arg is None for k in node.keywords):
+            raise source.error("cannot differentiate calls with '**' arguments", node)
+        if isinstance(node, (ast.For, ast.While)) and node.orelse:
+            raise source.error("cannot differentiate 'else' clauses of loops", node)
+        if isinstance(node, ast.comprehension) and (node.is_async or
+                                                    not isinstance(node.target, ast.Name)):
+            raise source.error("comprehensions must iterate with a plain name", node)
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and len(node.generators) > 1:
+            raise source.error("comprehensions with several 'for' clauses", node)
+        if isinstance(node, ast.FunctionDef) and node is not func:
+            if node.decorator_list:
+                raise source.error("decorated nested functions", node)
+        if isinstance(node, ast.AugAssign) and not isinstance(node.target, ast.Name):
+            raise source.error("augmented assignment into an element ('x[i] += ...'): "
+                               "write 'x[i] = x[i] + ...'", node)

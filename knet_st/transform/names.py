@@ -1,0 +1,67 @@
+"""Fresh, readable, deterministic names for generated code."""
+
+import ast
+import re
+
+
+class Names:
+    """Hands out names that clash with none already used in a function.
+
+    ``fresh('t')`` gives ``t1``, ``t2``...; ``fresh('w0')`` gives ``w0`` if free,
+    else ``w0_1``.  Same input, same names: generated source can be diffed.
+    """
+
+    def __init__(self, taken=(), globals_=()):
+        self.taken = set(taken)
+        self.globals = set(globals_)
+        self.counters = {}
+
+    def copy(self):
+        other = Names(self.taken, self.globals)
+        other.counters = dict(self.counters)
+        return other
+
+    def checkpoint(self):
+        return set(self.taken), set(self.globals), dict(self.counters)
+
+    def restore(self, state):
+        taken, globals_, counters = state
+        self.taken, self.globals, self.counters = set(taken), set(globals_), dict(counters)
+
+    @classmethod
+    def of(cls, tree):
+        """A generator that avoids every identifier in ``tree``."""
+        taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        taken |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+        taken |= {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
+        return cls(taken)
+
+    def reserve(self, name):
+        self.taken.add(name)
+        return name
+
+    def fresh(self, base="t"):
+        base = re.sub(r"\W", "_", base) or "t"
+        if base[0].isdigit():
+            base = "t" + base
+        if base[-1].isdigit() or base == "t":
+            if base == "t":
+                n = self.counters.get(base, 0)
+                while True:
+                    n += 1
+                    name = f"t{n}"
+                    if name not in self.taken:
+                        self.counters[base] = n
+                        return self.reserve(name)
+            if base not in self.taken:
+                return self.reserve(base)
+            base = base + "_"
+        if base not in self.taken:
+            return self.reserve(base)
+        n = self.counters.get(base, 1)
+        while True:
+            n += 1
+            name = f"{base}{n}"
+            if name not in self.taken:
+                self.counters[base] = n
+                return self.reserve(name)

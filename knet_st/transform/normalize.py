@@ -1,0 +1,389 @@
+"""Pass 3b, normalize: one operation per statement.
+
+Every compound expression is split into statements whose operands are names
+or constants (``t3 = t1 + t2``).  Afterwards the function body consists of:
+
+* ``x = <op>`` where ``<op>`` is a name, a constant, a binary or unary
+  operation, a comparison, a call, ``a[index]``, ``a.attr``, or a tuple,
+  list or dict display, all over names and constants;
+* ``a[index] = v`` and ``a.method(args)`` (mutation of a container);
+* ``if name:``, ``for name in name_or_range:``, ``while name:`` (the test is
+  computed again at the end of the body) and the final ``return``.
+
+Also made explicit here: augmented assignment, tuple unpacking, several
+targets, ``and``/``or``/``x if c else y`` (as ``if`` statements, keeping
+short-circuit evaluation), list comprehensions and generator expressions
+(as loops that append), and loops over ``zip``/``enumerate`` (as loops over
+an index).
+"""
+
+import ast
+import copy
+
+ATOMS = (ast.Name, ast.Constant)
+
+
+def _name(id, store=False):
+    return ast.Name(id, ast.Store() if store else ast.Load())
+
+
+def _assign(target, value, like=None):
+    node = ast.Assign(targets=[_name(target, True) if isinstance(target, str) else target],
+                      value=value)
+    if like is not None:
+        ast.copy_location(node, like)
+    return node
+
+
+def _call(func, *args):
+    """A call of a runtime helper or builtin (marked so that the user's names
+    cannot shadow it)."""
+    node = ast.Call(func=_name(func), args=list(args), keywords=[])
+    node.kt_runtime = func
+    return node
+
+
+class Normalizer:
+    """Rewrites statements into one-operation form; see the module doc."""
+
+    def __init__(self, names, source, global_names):
+        self.names = names
+        self.source = source
+        self.global_names = global_names
+        self.out = []
+        self.lineno = None
+
+    # -- statements ---------------------------------------------------------
+
+    def block(self, stmts):
+        saved, self.out = self.out, []
+        for stmt in stmts:
+            self.statement(stmt)
+        result, self.out = self.out, saved
+        return result
+
+    def emit(self, stmt):
+        if self.lineno is not None and not hasattr(stmt, "lineno"):
+            stmt.lineno = self.lineno
+        self.out.append(stmt)
+
+    def statement(self, stmt):
+        self.lineno = getattr(stmt, "lineno", self.lineno)
+        method = getattr(self, "stmt_" + type(stmt).__name__, None)
+        if method is None:
+            raise self.source.error(
+                f"cannot differentiate '{type(stmt).__name__}' statements", stmt)
+        method(stmt)
+
+    def stmt_Assign(self, stmt):
+        targets = stmt.targets
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            self.assign_name(targets[0].id, stmt.value)
+            return
+        value = self.atom(stmt.value)
+        for target in targets:
+            self.store(target, value)
+
+    def stmt_AnnAssign(self, stmt):
+        if stmt.value is not None:
+            self.stmt_Assign(ast.Assign(targets=[stmt.target], value=stmt.value))
+
+    def stmt_AugAssign(self, stmt):
+        value = ast.BinOp(left=_name(stmt.target.id), op=stmt.op, right=stmt.value)
+        self.assign_name(stmt.target.id, value)
+
+    def stmt_Expr(self, stmt):
+        value = stmt.value
+        if isinstance(value, ast.Constant):
+            return
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                and isinstance(value.func.value, ast.Name) \
+                and value.func.attr in ("append", "extend", "insert", "pop", "remove",
+                                        "clear", "update", "setdefault"):
+            call = self.simple(value)
+            self.emit(ast.Expr(call))
+            return
+        self.assign_name(self.names.fresh("t"), value)
+
+    def stmt_If(self, stmt):
+        test = self.atom(stmt.test)
+        self.emit(ast.If(test=test, body=self.block(stmt.body) or [ast.Pass()],
+                         orelse=self.block(stmt.orelse), lineno=stmt.lineno))
+
+    def stmt_While(self, stmt):
+        if isinstance(stmt.test, ast.Constant):
+            self.emit(ast.While(test=stmt.test, body=self.block(stmt.body), orelse=[],
+                                lineno=stmt.lineno))
+            return
+        flag = self.names.fresh("going")
+        head = self.block([_assign(flag, stmt.test, stmt)])
+        self.out += head
+        body = self.block(stmt.body)
+        recompute = self.block([_assign(flag, copy.deepcopy(stmt.test), stmt)])
+        self.emit(ast.While(test=_name(flag), body=body + recompute, orelse=[],
+                            lineno=stmt.lineno))
+
+    def stmt_For(self, stmt):
+        it = stmt.iter
+        target = stmt.target
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and not it.keywords \
+                and it.func.id in ("zip", "enumerate") and it.args \
+                and isinstance(target, ast.Tuple):
+            self.indexed_loop(stmt)
+            return
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) \
+                and it.func.id == "range" and not it.keywords:
+            iterable = ast.Call(func=it.func, args=[self.atom(a) for a in it.args],
+                                keywords=[])
+        else:
+            iterable = self.atom(it)
+        if isinstance(target, ast.Name):
+            var, unpack = target.id, []
+        else:
+            var = self.names.fresh("item")
+            unpack = [ast.Assign(targets=[target], value=_name(var), lineno=stmt.lineno)]
+        body = self.block(unpack + stmt.body)
+        self.emit(ast.For(target=_name(var, True), iter=iterable, body=body, orelse=[],
+                          lineno=stmt.lineno))
+
+    def indexed_loop(self, stmt):
+        """``for i, x in enumerate(xs)`` / ``for a, b in zip(as_, bs)`` over an index."""
+        it, target = stmt.iter, stmt.target
+        seqs = [self.atom(a) for a in it.args]
+        if it.func.id == "enumerate":
+            if len(seqs) != 1 or len(target.elts) != 2:
+                raise self.source.error("enumerate() with a start is not supported", stmt)
+            count = self.names.fresh("n")
+            self.emit(_assign(count, _call("seqlen", seqs[0]), stmt))
+            index = target.elts[0]
+            pairs = [(target.elts[1], seqs[0])]
+        else:
+            if len(seqs) != len(target.elts):
+                raise self.source.error("zip() must be unpacked into one name per sequence",
+                                        stmt)
+            lengths = []
+            for s in seqs:
+                n = self.names.fresh("n")
+                self.emit(_assign(n, _call("seqlen", s), stmt))
+                lengths.append(_name(n))
+            count = self.names.fresh("n")
+            self.emit(_assign(count, _call("min", *lengths) if len(lengths) > 1
+                              else lengths[0], stmt))
+            index = _name(self.names.fresh("k"), True)
+            pairs = list(zip(target.elts, seqs))
+        if isinstance(index, ast.Name):
+            var, unpack = index.id, []
+        else:
+            var = self.names.fresh("k")
+            unpack = [ast.Assign(targets=[index], value=_name(var), lineno=stmt.lineno)]
+        reads = [ast.Assign(targets=[t], value=ast.Subscript(value=copy.deepcopy(s),
+                                                             slice=_name(var), ctx=ast.Load()),
+                            lineno=stmt.lineno) for t, s in pairs]
+        body = self.block(unpack + reads + stmt.body)
+        self.emit(ast.For(target=_name(var, True), iter=_call("range", _name(count)),
+                          body=body, orelse=[], lineno=stmt.lineno))
+
+    def stmt_Return(self, stmt):
+        value = self.atom(stmt.value) if stmt.value is not None else ast.Constant(None)
+        self.emit(ast.Return(value=value, lineno=stmt.lineno))
+
+    def stmt_Pass(self, stmt):
+        pass
+
+    def stmt_Break(self, stmt):
+        self.emit(stmt)
+
+    def stmt_Continue(self, stmt):
+        raise self.source.error("internal: 'continue' survived the jumps pass", stmt)
+
+    def stmt_Assert(self, stmt):
+        test = self.atom(stmt.test)
+        self.emit(ast.Assert(test=test, msg=stmt.msg, lineno=stmt.lineno))
+
+    def stmt_Raise(self, stmt):
+        self.emit(stmt)
+
+    # -- assignment targets ----------------------------------------------------
+
+    def assign_name(self, name, value):
+        if isinstance(value, (ast.BoolOp, ast.IfExp)):
+            self.conditional(name, value)
+            return
+        if isinstance(value, (ast.ListComp, ast.GeneratorExp)):
+            self.comprehension(name, value)
+            return
+        simple = self.simple(value)
+        reads = {n.id for n in ast.walk(simple) if isinstance(n, ast.Name)}
+        if name in reads and not isinstance(simple, ast.Name):
+            temp = self.names.fresh("t")
+            self.emit(_assign(temp, simple))
+            simple = _name(temp)
+        self.emit(_assign(name, simple))
+
+    def store(self, target, value):
+        """Stores the atom ``value`` into an assignment target."""
+        if isinstance(target, ast.Name):
+            self.emit(_assign(target.id, value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            if not isinstance(value, ast.Name):
+                temp = self.names.fresh("t")
+                self.emit(_assign(temp, value))
+                value = _name(temp)
+            for i, elt in enumerate(target.elts):
+                part = self.names.fresh(f"{value.id}{i}") if not isinstance(elt, ast.Name) \
+                    else None
+                read = ast.Subscript(value=_name(value.id), slice=ast.Constant(i),
+                                     ctx=ast.Load())
+                if part is None:
+                    self.assign_name(elt.id, read)
+                else:
+                    self.emit(_assign(part, read))
+                    self.store(elt, _name(part))
+        elif isinstance(target, ast.Subscript):
+            base = self.atom(target.value)
+            index = self.index(target.slice)
+            self.emit(ast.Assign(targets=[ast.Subscript(value=base, slice=index,
+                                                        ctx=ast.Store())],
+                                 value=value, lineno=self.lineno))
+        else:
+            raise self.source.error("cannot differentiate assignment to "
+                                    f"{type(target).__name__.lower()}s", target)
+
+    # -- expressions -------------------------------------------------------
+
+    def atom(self, expr):
+        """``expr`` as a name or constant, emitting the statements computing it."""
+        if isinstance(expr, ATOMS):
+            return expr
+        if isinstance(expr, ast.Name):
+            return _name(expr.id)
+        name = self.names.fresh(self.suggest(expr))
+        self.assign_name(name, expr)
+        return _name(name)
+
+    def suggest(self, expr):
+        """A readable name for a temporary: ``w0`` for ``w[0]``, ``t3`` otherwise."""
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name):
+            index = expr.slice
+            if isinstance(index, ast.Constant) and isinstance(index.value, (int, str)) \
+                    and str(index.value).isidentifier() or \
+                    isinstance(index, ast.Constant) and isinstance(index.value, int) \
+                    and index.value >= 0:
+                return f"{expr.value.id}{index.value}" if isinstance(index.value, int) \
+                    else f"{expr.value.id}_{index.value}"
+            if isinstance(index, ast.Name):
+                return f"{expr.value.id}_{index.id}"
+        return "t"
+
+    def index(self, node):
+        if isinstance(node, ast.Slice):
+            return ast.Slice(lower=node.lower and self.atom(node.lower),
+                             upper=node.upper and self.atom(node.upper),
+                             step=node.step and self.atom(node.step))
+        if isinstance(node, ast.Tuple):
+            return ast.Tuple(elts=[self.index(e) for e in node.elts], ctx=ast.Load())
+        return self.atom(node)
+
+    def simple(self, expr):
+        """``expr`` with atoms for operands (one operation)."""
+        if isinstance(expr, ATOMS):
+            return expr
+        if isinstance(expr, ast.BinOp):
+            return ast.BinOp(left=self.atom(expr.left), op=expr.op, right=self.atom(expr.right))
+        if isinstance(expr, ast.UnaryOp):
+            return ast.UnaryOp(op=expr.op, operand=self.atom(expr.operand))
+        if isinstance(expr, ast.Compare):
+            return ast.Compare(left=self.atom(expr.left), ops=expr.ops,
+                               comparators=[self.atom(c) for c in expr.comparators])
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            if isinstance(func, ast.Attribute) and not self.dotted(func):
+                func = ast.Attribute(value=self.atom(func.value), attr=func.attr,
+                                     ctx=ast.Load())
+            elif not isinstance(func, (ast.Name, ast.Attribute)):
+                func = self.atom(func)
+            return ast.Call(func=func, args=[self.atom(a) for a in expr.args],
+                            keywords=[ast.keyword(arg=k.arg, value=self.atom(k.value))
+                                      for k in expr.keywords])
+        if isinstance(expr, ast.Subscript):
+            return ast.Subscript(value=self.atom(expr.value), slice=self.index(expr.slice),
+                                 ctx=ast.Load())
+        if isinstance(expr, ast.Attribute):
+            if self.dotted(expr):
+                return expr
+            return ast.Attribute(value=self.atom(expr.value), attr=expr.attr, ctx=ast.Load())
+        if isinstance(expr, (ast.Tuple, ast.List)):
+            return type(expr)(elts=[self.atom(e) for e in expr.elts], ctx=ast.Load())
+        if isinstance(expr, ast.Dict):
+            if any(k is None for k in expr.keys):
+                raise self.source.error("cannot differentiate '**' in dict displays", expr)
+            return ast.Dict(keys=[self.atom(k) for k in expr.keys],
+                            values=[self.atom(v) for v in expr.values])
+        if isinstance(expr, (ast.BoolOp, ast.IfExp, ast.ListComp, ast.GeneratorExp)):
+            return self.atom(expr)
+        if isinstance(expr, ast.JoinedStr):
+            return expr
+        raise self.source.error(f"cannot differentiate {type(expr).__name__} expressions",
+                                expr)
+
+    def conditional(self, name, expr):
+        """``and``/``or``/``if-else`` expressions as ``if`` statements."""
+        if isinstance(expr, ast.IfExp):
+            test = self.atom(expr.test)
+            body = self.block([_assign(name, expr.body)])
+            orelse = self.block([_assign(name, expr.orelse)])
+            self.emit(ast.If(test=test, body=body, orelse=orelse))
+            return
+        first, *rest = expr.values
+        self.assign_name(name, first)
+        if not rest:
+            return
+        remaining = ast.BoolOp(op=expr.op, values=rest) if len(rest) > 1 else rest[0]
+        body = self.block([_assign(name, remaining)])
+        test = _name(name) if isinstance(expr.op, ast.And) else \
+            ast.UnaryOp(op=ast.Not(), operand=_name(name))
+        if isinstance(expr.op, ast.Or):
+            flag = self.names.fresh("t")
+            self.emit(_assign(flag, test))
+            test = _name(flag)
+        self.emit(ast.If(test=test, body=body, orelse=[]))
+
+    def comprehension(self, name, expr):
+        """``[f(x) for x in xs if c]`` as a loop appending to a new list."""
+        gen = expr.generators[0]
+        self.emit(_assign(name, ast.List(elts=[], ctx=ast.Load())))
+        append = ast.Expr(ast.Call(func=ast.Attribute(value=_name(name), attr="append",
+                                                      ctx=ast.Load()),
+                                   args=[expr.elt], keywords=[]))
+        body = [append]
+        for cond in reversed(gen.ifs):
+            body = [ast.If(test=cond, body=body, orelse=[])]
+        loop = ast.For(target=gen.target, iter=gen.iter, body=body, orelse=[],
+                       lineno=self.lineno)
+        self.stmt_For(loop)
+
+
+    def dotted(self, node):
+        """``np.linalg.norm``-style attribute chains on a global name, or one
+        attribute of a local (``x.T``, ``x.sum``)."""
+        depth = 0
+        while isinstance(node, ast.Attribute):
+            node = node.value
+            depth += 1
+        return isinstance(node, ast.Name) and (depth == 1 or node.id in self.global_names)
+
+
+def global_names(func):
+    """Names ``func`` reads but never binds: globals, closure cells, builtins."""
+    bound = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    bound |= {n.id for n in ast.walk(func) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Store)}
+    loaded = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Load)}
+    return loaded - bound
+
+
+def normalize(func, names, source):
+    """Rewrites ``func``'s body in place into one-operation statements."""
+    func.body = Normalizer(names, source, global_names(func)).block(func.body)
+    return func

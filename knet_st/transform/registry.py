@@ -1,0 +1,148 @@
+"""The adjoint registry: how a primitive's gradient is declared and inlined.
+
+A rule is a small Python function that is parsed, never run.  Its first two
+parameters are the output's adjoint ``dy`` and the output ``y``; the rest
+mirror the primitive's parameters.  The body assigns ``d<param>`` for each
+parameter that has a gradient::
+
+    @adjoint(np.tanh)
+    def tanh(dy, y, x):
+        dx = dy * (1 - y * y)
+
+The compiler binds a call's arguments to these parameters, keeps only the
+statements that compute the gradients it needs, renames everything to the
+names of the generated code and inlines the result.  Names the body reads
+from its module (``np``, ``unbroadcast``) are bound into the generated
+module's namespace.
+"""
+
+import ast
+import copy
+import inspect
+import textwrap
+
+_RULES = {}
+_NONDIFFERENTIABLE = set()
+
+
+class Rule:
+    """One primitive's adjoint template, parsed."""
+
+    def __init__(self, fn, template):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", repr(fn))
+        self.template = template
+        tree = ast.parse(textwrap.dedent(inspect.getsource(template)))
+        func = tree.body[0]
+        func.decorator_list = []
+        self.body = func.body
+        args = func.args
+        names = [a.arg for a in args.posonlyargs + args.args]
+        if names[:2] != ["dy", "y"]:
+            raise ValueError(f"adjoint rule for {self.name} must start with (dy, y, ...)")
+        self.params = names[2:]
+        self.kwonly = [a.arg for a in args.kwonlyargs]
+        self.varargs = args.vararg.arg if args.vararg else None
+        self.varkw = args.kwarg.arg if args.kwarg else None
+        defaults = [None] * (len(names) - len(args.defaults)) + list(args.defaults)
+        self.defaults = {n: d for n, d in zip(names, defaults) if d is not None}
+        self.defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults)
+                              if d is not None})
+        self.globals = template.__globals__
+
+    def bind(self, args, keywords):
+        """Maps parameter names to argument nodes; raises ``TypeError`` on a mismatch."""
+        bound = {}
+        positional = list(args)
+        for name in self.params:
+            if positional:
+                bound[name] = positional.pop(0)
+        if positional:
+            if not self.varargs:
+                raise TypeError(f"{self.name}() given {len(args)} positional arguments")
+            bound[self.varargs] = ast.Tuple(elts=positional, ctx=ast.Load())
+        for key, value in keywords.items():
+            if key in bound or key not in self.params + self.kwonly and not self.varkw:
+                raise TypeError(f"{self.name}() got an unexpected keyword argument {key!r}")
+            bound[key] = value
+        for name in self.params + self.kwonly:
+            if name not in bound:
+                if name not in self.defaults:
+                    raise TypeError(f"{self.name}() missing argument {name!r}")
+                bound[name] = copy.deepcopy(self.defaults[name])
+        if self.varargs and self.varargs not in bound:
+            bound[self.varargs] = ast.Tuple(elts=[], ctx=ast.Load())
+        return bound
+
+    def statements(self, wanted):
+        """The template statements needed for the gradients of ``wanted``
+        parameters, in order (a backward slice over assigned names)."""
+        needed = {"d" + p for p in wanted}
+        keep = []
+        for stmt in reversed(self.body):
+            targets = {n.id for t in _targets(stmt) for n in ast.walk(t)
+                       if isinstance(n, ast.Name)}
+            if targets & needed:
+                keep.append(stmt)
+                needed |= {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)
+                           and isinstance(n.ctx, ast.Load)}
+        return [copy.deepcopy(s) for s in reversed(keep)]
+
+
+def _targets(stmt):
+    if isinstance(stmt, ast.Assign):
+        return stmt.targets
+    if isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+        return [stmt.target]
+    return []
+
+
+def adjoint(*primitives):
+    """Declares the adjoint rule of one or more primitives (see the module doc).
+
+    Example::
+
+        @adjoint(np.sin)
+        def sin(dy, y, x):
+            dx = dy * np.cos(x)
+    """
+    def register(template):
+        for fn in primitives:
+            _RULES[_key(fn)] = Rule(fn, template)
+        return template
+    return register
+
+
+def nondifferentiable(*functions):
+    """Declares functions whose result carries no gradient (``len``, ``np.argmax``...)."""
+    for fn in functions:
+        _NONDIFFERENTIABLE.add(_key(fn))
+
+
+def _key(fn):
+    try:
+        hash(fn)
+        return fn
+    except TypeError:
+        return id(fn)
+
+
+def rule_for(fn):
+    """The :class:`Rule` of ``fn``, or ``None``."""
+    try:
+        return _RULES.get(_key(fn))
+    except TypeError:
+        return None
+
+
+def is_nondifferentiable(fn):
+    """Whether ``fn`` was declared to have no gradient."""
+    try:
+        return _key(fn) in _NONDIFFERENTIABLE
+    except TypeError:
+        return False
+
+
+def primitives():
+    """The functions that have adjoint rules, for documentation and tests."""
+    return [rule.fn for rule in _RULES.values()]

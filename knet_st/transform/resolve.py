@@ -1,0 +1,113 @@
+"""Pass 4, resolve: what each called name means, decided once at transform time.
+
+A call is one of:
+
+* ``primitive``: a function with an adjoint rule (``np.exp``, ``kt.sigm``);
+* ``nondiff``: a function declared to have no gradient (``len``, ``np.argmax``),
+  or a runtime helper the normalizer inserted;
+* ``user``: a Python function of the user's (transformed in turn);
+* ``local``: a function defined inside the differentiated one (lifted);
+* ``method``: ``x.sum()``, ``xs.append(v)``: a method of a local value;
+* ``opaque``: anything else (a class, a C function without a rule): fine on
+  values that carry no gradient, an error on values that do;
+* ``dynamic``: a function held in a local variable.
+"""
+
+import ast
+import builtins
+import types
+from dataclasses import dataclass
+
+from .registry import is_nondifferentiable, rule_for
+
+
+@dataclass
+class Target:
+    kind: str
+    obj: object = None
+    name: str = ""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class Environment:
+    """The global names a function sees: its closure cells, module globals,
+    builtins.  ``lookup`` raises ``KeyError`` for an unknown name."""
+
+    def __init__(self, globals_, closure=None):
+        self.globals = globals_
+        self.closure = closure or {}
+
+    @classmethod
+    def of(cls, fn):
+        code = fn.__code__
+        cells = fn.__closure__ or ()
+        closure = {}
+        for name, cell in zip(code.co_freevars, cells):
+            try:
+                closure[name] = cell.cell_contents
+            except ValueError:
+                pass
+        return cls(fn.__globals__, closure)
+
+    def lookup(self, name):
+        if name in self.closure:
+            return self.closure[name]
+        if name in self.globals:
+            return self.globals[name]
+        return getattr(builtins, name)
+
+
+def classify(obj, name=""):
+    """The :class:`Target` for a statically known callable."""
+    if rule_for(obj) is not None:
+        return Target("primitive", obj, name)
+    if is_nondifferentiable(obj):
+        return Target("nondiff", obj, name)
+    if isinstance(obj, types.FunctionType):
+        return Target("user", obj, name)
+    return Target("opaque", obj, name)
+
+
+def dotted_root(node):
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node
+
+
+def resolve_call(call, env, local_names, local_functions, source):
+    """The :class:`Target` of an ``ast.Call`` in normalized code."""
+    runtime = getattr(call, "kt_runtime", None)
+    if runtime:
+        return Target("nondiff", None, runtime)
+    func = call.func
+    if isinstance(func, ast.Name):
+        if func.id in local_functions:
+            return Target("local", local_functions[func.id], func.id)
+        if func.id in local_names:
+            return Target("dynamic", None, func.id)
+        try:
+            return classify(env.lookup(func.id), func.id)
+        except (KeyError, AttributeError):
+            raise source.error(f"name {func.id!r} is not defined", call) from None
+    if isinstance(func, ast.Attribute):
+        root = dotted_root(func)
+        if isinstance(root, ast.Name) and root.id in local_names:
+            if func.value is root:
+                return Target("method", None, func.attr)
+            return Target("dynamic", None, ast.unparse(func))
+        if isinstance(root, ast.Name):
+            try:
+                obj = env.lookup(root.id)
+                path = []
+                node = func
+                while isinstance(node, ast.Attribute):
+                    path.append(node.attr)
+                    node = node.value
+                for attr in reversed(path):
+                    obj = getattr(obj, attr)
+            except (KeyError, AttributeError):
+                raise source.error(f"cannot resolve {ast.unparse(func)!r}", call) from None
+            return classify(obj, ast.unparse(func))
+    return Target("dynamic", None, ast.unparse(func))
