@@ -20,6 +20,11 @@ from .api import grad, value_and_grad, source
 from .errors import TransformError
 from .transform.registry import adjoint, nondifferentiable
 # --- runtime (issue 4) ---
+from .runtime.backend import gpu, to_gpu, to_cpu, KnetArray
+from .runtime.conv import conv4, pool
+from .runtime.nn import (dropout, nll, accuracy, logp, logsumexp, softmax, sigm, relu, mat,
+                         training, set_training, is_training)
+from .runtime.memory import set_pool, pool_stats
 # --- training (issue 5) ---
 from .optim import SGD, Momentum, Nesterov, Adagrad, Adadelta, Rmsprop, Adam, optimizers, update
 from .init import xavier, gaussian, uniform, zeros, ones, seed
