@@ -242,9 +242,16 @@ def test_dropout_statistics_and_seed():
 # ------------------------------------------------------------------- GPU
 
 def _cupy_or_skip():
+    """CuPy and a usable CUDA device, else skip; with KNET_ST_REQUIRE_GPU=1
+    (set by tests/gpu/check.sh) a missing GPU fails instead of skipping."""
+    import os
+    from knet_st.runtime import backend
+    if os.environ.get("KNET_ST_REQUIRE_GPU") == "1":
+        import cupy
+        assert backend.gpu(), "KNET_ST_REQUIRE_GPU=1 but: %s" % backend._gpu_reason
+        return cupy
     cp = pytest.importorskip("cupy")
-    from knet_st.runtime.backend import gpu
-    if not gpu():
+    if not backend.gpu():
         pytest.skip("no usable CUDA device")
     return cp
 
