@@ -10,7 +10,7 @@
 #    KNET_ST_REQUIRE_GPU=1 a test that cannot reach the GPU fails, not skips;
 # 3. a short conv4/pool forward+backward timing on the GPU.
 #
-# Environment: PYTHON (default python3.12), VENV (default .venv-gpu),
+# Environment: PYTHON (default python3.12), VENV (default /tmp/knet_st-gpu-venv),
 # CUPY_PKG (default 'cupy-cuda12x[ctk]': CuPy built for CUDA 12, which runs on
 # any driver for CUDA 12 or 13; the [ctk] extra installs the CUDA runtime,
 # NVRTC and cuBLAS from PyPI, so no CUDA toolkit is needed on the machine.
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PYTHON=${PYTHON:-python3.12}
-VENV=${VENV:-.venv-gpu}
+VENV=${VENV:-${TMPDIR:-/tmp}/knet_st-gpu-venv}   # outside the repo: nothing to ignore
 CUPY_PKG=${CUPY_PKG:-cupy-cuda12x[ctk]}
 
 if ! command -v nvidia-smi >/dev/null 2>&1; then
