@@ -344,3 +344,60 @@ def astype_rule(dy, y, a, dtype, **options):
 
 
 METHODS.update({"transpose": transpose_method, "astype": astype})
+
+
+# ---- Knet's operators ------------------------------------------------------------
+
+from ..runtime import conv as _conv, nn as _nn  # noqa: E402
+from ..runtime.conv import conv4_dw, conv4_dx, pool_dx  # noqa: E402
+from ..runtime.nn import (  # noqa: E402
+    logp_dx, logsumexp_dx, mat_dx, nll_dscores, relu_dx, sigm_dx, softmax_dx)
+
+
+@adjoint(_nn.sigm)
+def sigm(dy, y, x):
+    dx = sigm_dx(dy, y)
+
+
+@adjoint(_nn.relu)
+def relu(dy, y, x):
+    dx = relu_dx(dy, y)
+
+
+@adjoint(_nn.logp)
+def logp(dy, y, x, axis=0):
+    dx = logp_dx(dy, y, axis)
+
+
+@adjoint(_nn.logsumexp)
+def logsumexp(dy, y, x, axis=None, keepdims=False):
+    dx = logsumexp_dx(dy, y, x, axis, keepdims)
+
+
+@adjoint(_nn.softmax)
+def softmax(dy, y, x, axis=0):
+    dx = softmax_dx(dy, y, axis)
+
+
+@adjoint(_nn.mat)
+def mat(dy, y, x):
+    dx = mat_dx(dy, x)
+
+
+@adjoint(_nn.nll)
+def nll(dy, y, scores, labels, axis=0, average=True):
+    dscores = nll_dscores(dy, scores, labels, axis, average)
+
+
+@adjoint(_conv.conv4)
+def conv4(dy, y, w, x, padding=0, stride=1, mode=0):
+    dw = conv4_dw(dy, w, x, padding, stride, mode)
+    dx = conv4_dx(dy, w, x, padding, stride, mode)
+
+
+@adjoint(_conv.pool)
+def pool(dy, y, x, window=2, padding=0, stride=None, mode="max"):
+    dx = pool_dx(dy, y, x, window, padding, stride, mode)
+
+
+nondifferentiable(_nn.dropout_mask, _nn.accuracy, _nn.is_training)

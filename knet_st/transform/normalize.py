@@ -80,9 +80,28 @@ class Normalizer:
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             self.assign_name(targets[0].id, stmt.value)
             return
+        if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and \
+                isinstance(stmt.value, (ast.Tuple, ast.List)) and \
+                len(targets[0].elts) == len(stmt.value.elts):
+            self.parallel_assign(targets[0].elts, stmt.value.elts)
+            return
         value = self.atom(stmt.value)
         for target in targets:
             self.store(target, value)
+
+    def parallel_assign(self, targets, values):
+        """``a, b = x, y`` element by element (all values are read first)."""
+        stored = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        atoms = []
+        for value in values:
+            atom = self.atom(value)
+            if isinstance(atom, ast.Name) and atom.id in stored:
+                temp = self.names.fresh("t")
+                self.emit(_assign(temp, atom))
+                atom = _name(temp)
+            atoms.append(atom)
+        for target, atom in zip(targets, atoms):
+            self.store(target, atom)
 
     def stmt_AnnAssign(self, stmt):
         if stmt.value is not None:
@@ -255,6 +274,10 @@ class Normalizer:
         """``expr`` as a name or constant, emitting the statements computing it."""
         if isinstance(expr, ATOMS):
             return expr
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and \
+                isinstance(expr.operand, ast.Constant) and \
+                isinstance(expr.operand.value, (int, float)):
+            return ast.Constant(-expr.operand.value)
         if isinstance(expr, ast.Name):
             return _name(expr.id)
         name = self.names.fresh(self.suggest(expr))

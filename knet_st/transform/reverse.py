@@ -98,6 +98,7 @@ class Reverse:
         self.stack = None
         self.ret = None
         self.loop_copies = []
+        self.mixed = {}
 
     # -- names ----------------------------------------------------------------
 
@@ -134,7 +135,21 @@ class Reverse:
     # -- accumulation -------------------------------------------------------
 
     def contrib(self, var, expr, kind, K):
-        """Statement adding ``expr`` into the adjoint of ``var``."""
+        """Statements adding ``expr`` into the adjoint of ``var``.  For a variable
+        that holds values with and without gradients at different times (a
+        non-differentiated parameter rebound in a loop), only while it holds one
+        with: the gradient of the input data is never computed."""
+        if var not in self.mixed:
+            return [self.accumulate(var, expr, kind, K)]
+        skipped = dict(K)
+        stmt = self.accumulate(var, expr, kind, K)
+        merged, fix_live, fix_skip = merge(K, skipped)
+        K.clear()
+        K.update(merged)
+        return [ast.If(test=_name(self.mixed[var]), body=[stmt] + fix_live, orelse=fix_skip)]
+
+    def accumulate(self, var, expr, kind, K):
+        """The statement adding ``expr`` into the adjoint of ``var``."""
         d = self.adj(var)
         k = K.get(d, ZERO)
         if k == ZERO:
@@ -183,7 +198,7 @@ class Reverse:
     def bwd_Return(self, stmt, K, depth):
         value = stmt.value
         if self.is_active(value):
-            return [self.contrib(value.id, _name(self.dout), DENSE if self.is_top else ANY, K)]
+            return self.contrib(value.id, _name(self.dout), DENSE if self.is_top else ANY, K)
         return []
 
     # -- assignments ---------------------------------------------------------------
@@ -243,7 +258,7 @@ class Reverse:
         dy = _name(self.adj(var))
         if isinstance(value, ast.Name):
             if value.id in self.active:
-                return [self.contrib(value.id, dy, K[self.adj(var)], K)]
+                return self.contrib(value.id, dy, K[self.adj(var)], K)
             return []
         if isinstance(value, ast.Constant):
             return []
@@ -291,14 +306,14 @@ class Reverse:
             for i, elt in enumerate(value.elts):
                 if self.is_active(elt):
                     part = _call(self.helper("item"), dy, ast.Constant(i))
-                    out.append(self.contrib(elt.id, part, ANY, K))
+                    out += self.contrib(elt.id, part, ANY, K)
             return out
         if isinstance(value, ast.Dict):
             out = []
             for key, elt in zip(value.keys, value.values):
                 if self.is_active(elt):
                     part = _call(self.helper("item"), dy, copy.deepcopy(key))
-                    out.append(self.contrib(elt.id, part, ANY, K))
+                    out += self.contrib(elt.id, part, ANY, K)
             return out
         return []
 
@@ -371,7 +386,7 @@ class Reverse:
             if original in outputs:
                 arg = bound[outputs[original]]
                 kind = ANY if _calls(s.value, CONTAINER_GRADS) else DENSE
-                out.append(self.contrib(arg.id, s.value, kind, K))
+                out += self.contrib(arg.id, s.value, kind, K)
             else:
                 out.append(s)
         return out
@@ -405,8 +420,8 @@ class Reverse:
         if self.is_active(stmt.value):
             part = self.names.fresh("g")
             return [_assign(ast.Tuple(elts=[_name(d, True), _name(part, True)],
-                                      ctx=ast.Store()), grad),
-                    self.contrib(stmt.value.id, _name(part), ANY, K)]
+                                      ctx=ast.Store()), grad)] + \
+                self.contrib(stmt.value.id, _name(part), ANY, K)
         return [_assign(d, ast.Subscript(value=grad, slice=ast.Constant(0), ctx=ast.Load()))]
 
     def fwd_Expr(self, stmt, depth):
@@ -438,9 +453,9 @@ class Reverse:
             (value,) = stmt.value.args
             if self.is_active(value):
                 part = self.names.fresh("g")
-                out += [_assign(ast.Tuple(elts=[_name(d, True), _name(part, True)],
-                                          ctx=ast.Store()), grad),
-                        self.contrib(value.id, _name(part), ANY, K)]
+                out.append(_assign(ast.Tuple(elts=[_name(d, True), _name(part, True)],
+                                             ctx=ast.Store()), grad))
+                out += self.contrib(value.id, _name(part), ANY, K)
             else:
                 out.append(_assign(d, ast.Subscript(value=grad, slice=ast.Constant(0),
                                                     ctx=ast.Load())))
@@ -500,7 +515,7 @@ class Reverse:
                     ast.Tuple(elts=targets, ctx=ast.Store())
                 out.append(_assign(target, _call(bound_name(stmt.kt_bwd), *args)))
                 for name, part in extra:
-                    out.append(self.contrib(name, _name(part), ANY, K))
+                    out += self.contrib(name, _name(part), ANY, K)
             if d:
                 K[d] = ZERO
             out.append(Marker("restore", saved))
@@ -774,6 +789,8 @@ def build(rev, func):
     and backward ``FunctionDef`` trees."""
     names = rev.names
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
+    _insert_live_flags(rev, func, params)
+    rev.unit.sites = _sites(func, params)
     primal = rev.block_fwd(func.body, 0)
     rev.dout = names.fresh("dout")
     K = {}
@@ -818,7 +835,7 @@ def build(rev, func):
     if uses_stack and rev.stack_name() not in saved:
         saved.append(rev.stack_name())
     init = [_assign(v, _none()) for v in _ordered(params, fwd_body)
-            if (v in pushed or v in saved) and v not in top_level]
+            if v not in params and (v in pushed or v in saved and v not in top_level)]
     if uses_stack:
         init.insert(0, _assign(rev.stack_name(), ast.List(elts=[], ctx=ast.Load())))
     saved_name = names.fresh("saved")
@@ -865,3 +882,56 @@ def _plain_loop(loop, target, item):
             del body[i]
             loop.target = _name(target, True)
             return
+
+
+def _insert_live_flags(rev, func, params):
+    """For each active variable that also holds values without gradients (an
+    input that a loop rebinds to a layer's output), a ``<name>_live`` flag
+    set at every assignment; contributions to its adjoint test it."""
+    from .activity import value_active
+    active = rev.active
+    inactive_defs = {p for p in params if p in active and p not in rev.active_params}
+
+    def scan(stmts):
+        for stmt in stmts:
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                var = stmt.targets[0].id
+                if var in active and not value_active(stmt.value, active):
+                    inactive_defs.add(var)
+            elif isinstance(stmt, ast.For) and stmt.target.id in active and \
+                    not rev.is_active(stmt.iter):
+                inactive_defs.add(stmt.target.id)
+            scan(getattr(stmt, "body", []))
+            scan(getattr(stmt, "orelse", []))
+
+    scan(func.body)
+    if not inactive_defs:
+        return
+    rev.mixed = {v: rev.names.fresh(f"{v}_live") for v in sorted(inactive_defs)}
+
+    def flag(var, value):
+        return ast.Assign(targets=[_name(rev.mixed[var], True)], value=ast.Constant(value))
+
+    def insert(stmts):
+        out = []
+        for stmt in stmts:
+            out.append(stmt)
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) and \
+                    stmt.targets[0].id in rev.mixed:
+                out.append(flag(stmt.targets[0].id, value_active(stmt.value, active)))
+            if isinstance(stmt, ast.For):
+                body = insert(stmt.body)
+                if stmt.target.id in rev.mixed:
+                    body.insert(0, flag(stmt.target.id, rev.is_active(stmt.iter)))
+                stmt.body = body
+            elif isinstance(stmt, (ast.If, ast.While)):
+                stmt.body = insert(stmt.body)
+                stmt.orelse = insert(stmt.orelse)
+        return out
+
+    func.body = [flag(p, False) for p in params if p in rev.mixed] + insert(func.body)
+
+
+def _sites(func, params):
+    from .compiler import _assignment_sites
+    return _assignment_sites(func, params)
