@@ -92,6 +92,11 @@ class Normalizer:
     def parallel_assign(self, targets, values):
         """``a, b = x, y`` element by element (all values are read first)."""
         stored = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        read = {n.id for v in values for n in ast.walk(v) if isinstance(n, ast.Name)}
+        if not stored & read and all(isinstance(t, ast.Name) for t in targets):
+            for target, value in zip(targets, values):
+                self.assign_name(target.id, value)
+            return
         atoms = []
         for value in values:
             atom = self.atom(value)
