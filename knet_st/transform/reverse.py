@@ -378,7 +378,7 @@ class Reverse:
                     renames[name] = bound_name(self.compiler.ns.bind(name, obj, self.names))
         out = []
         for s in body:
-            s = _Rename(renames).visit(s)
+            s = _Fold().visit(_Rename(renames).visit(s))
             target = s.targets[0].id if isinstance(s, ast.Assign) and \
                 isinstance(s.targets[0], ast.Name) else None
             original = next((o for o, r in renames.items()
@@ -712,6 +712,24 @@ class _Rename(ast.NodeTransformer):
         if isinstance(new, ast.Name):
             new.ctx = node.ctx
         return new
+
+
+class _Fold(ast.NodeTransformer):
+    """Constant folding in inlined rules: ``2 - 1`` is ``1``; ``x ** 1`` is ``x``."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right = node.left, node.right
+        if isinstance(left, ast.Constant) and isinstance(right, ast.Constant) and \
+                isinstance(left.value, (int, float)) and isinstance(right.value, (int, float)):
+            try:
+                return ast.Constant(eval(compile(ast.Expression(node), "<fold>", "eval")))
+            except Exception:
+                return node
+        if isinstance(node.op, ast.Pow) and isinstance(right, ast.Constant) and \
+                right.value == 1:
+            return left
+        return node
 
 
 def _calls(expr, names):
