@@ -48,7 +48,7 @@ import contextvars
 
 import numpy as np
 
-from .backend import get_array_module, is_cupy_array
+from .backend import get_array_module
 from .kernels import fused, _reduced_shape
 
 __all__ = ["training", "set_training", "is_training",
