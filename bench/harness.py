@@ -23,6 +23,14 @@ DEFAULT_OUT = os.path.join(REPO, "bench", "results", "table.md")
 LABELS = {"knet_st": "knet_st", "numpy": "NumPy by hand", "autograd": "autograd",
           "torch": "torch", "jax": "jax.jit"}
 PEERS = ("autograd", "torch", "jax")
+NOTES = {
+    "knet_st": "the tutorial's predict/loss in NumPy and kt operators, kt.grad, the tutorial's update loop",
+    "numpy": "hand-derived gradients; LeNet im2col in NHWC, CharLM batch-major with the input and output "
+             "products hoisted out of the time loop",
+    "autograd": "the tutorial's code in autograd.numpy (one-hot answers); convolution as im2col from 25 slices",
+    "torch": "eager, batch-first; CharLM with the fused nn.LSTM and clip_grad_norm_",
+    "jax": "jax.jit of the whole step (parameters donated); LeNet NHWC; CharLM cell under lax.scan",
+}
 
 
 def parse_args(argv):
@@ -40,10 +48,14 @@ def parse_args(argv):
     parser.add_argument("--out", default=DEFAULT_OUT, help="Markdown output; JSON goes beside it (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="threads for every library (default: the usable cores, %(default)s)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each cell this many times and keep the best (default: %(default)s)")
     parser.add_argument("--diff", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the cost of differentiation (the tutorial's second table)")
     parser.add_argument("--verbose", action="store_true", help="print tracebacks of skipped columns")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.models = _choices(parser, "--models", args.models, problems.MODELS)
     args.columns = _choices(parser, "--columns", args.columns, COLUMNS)
     return args
@@ -102,7 +114,7 @@ def collect(args):
             results.append(record)
             progress(record)
 
-    common = ["--threads", str(args.threads)]
+    common = ["--threads", str(args.threads), "--repeat", str(args.repeat)]
     if args.data:
         common += ["--data", os.path.abspath(args.data)]
     if args.quick:
@@ -139,20 +151,24 @@ def machine():
             f"{platform.system()} {platform.release()}")
 
 
-def header(args, versions):
+def header(args, versions, load):
+    """The run's conditions, one line each: machine, threads, data, environment, versions, mode."""
     inherited = {k: v for k, v in sorted(os.environ.items())
                  if k.startswith(("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_")) and k not in thread_env(1)}
     threads = thread_env(args.threads)
     lines = [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"machine: {machine()}",
+        "load average (1, 5, 15 min) at start {:.2f} {:.2f} {:.2f}, at end {:.2f} {:.2f} {:.2f}".format(
+            *load, *os.getloadavg()),
         "threads: " + ", ".join(f"{k}={v}" for k, v in threads.items() if k != "XLA_FLAGS")
         + f", torch.set_num_threads({args.threads}), XLA_FLAGS='{threads['XLA_FLAGS']}'",
         f"data: {args.data or os.environ.get('KNET_ST_DATA') or 'knet_st.datasets default folder'}",
         "inherited environment: " + (", ".join(f"{k}={v}" for k, v in inherited.items()) or "none"),
         f"python: {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "mode: " + (f"QUICK (1/{problems.QUICK_FRACTION} of the steps, at least {problems.QUICK_MIN_STEPS}); "
-                    "not comparable with full runs" if args.quick else "full"),
+                    "not comparable with full runs" if args.quick else "full")
+        + (f"; best of {args.repeat} runs per cell" if args.repeat > 1 else "; one run per cell"),
     ]
     return lines
 
@@ -171,50 +187,48 @@ def _table(head, rows):
     return out
 
 
-def render(args, results, versions, diff):
-    """The Markdown report."""
+def _per_column(args, cell, fmt):
+    """A model x column table of fmt(record) for the runs that finished."""
+    rows = [[problems.SPECS[m].label]
+            + [fmt(cell[c, m]) if cell.get((c, m), {}).get("status") == "ok" else "—" for c in args.columns]
+            for m in args.models]
+    return _table(["model"] + [LABELS[c] for c in args.columns], rows)
+
+
+def render(args, head, results, diff):
+    """The Markdown report; *head* is the list of :func:`header` lines."""
     cell = {(r["column"], r["model"]): r for r in results}
-    cols = args.columns
     lines = ["# knet_st benchmark: the Knet tutorial's models on this machine", ""]
-    lines += [f"- {line}" for line in header(args, versions)] + [""]
+    lines += [f"- {line}" for line in head] + [""]
 
     lines += ["## Seconds to train (data in memory, float32, plain SGD)", ""]
-    head = ["model", "data", "epochs", "batch", "steps"] + [LABELS[c] for c in cols]
-    head += ["knet_st/NumPy", "knet_st/best peer"]
     rows = []
     for model in args.models:
         spec = problems.SPECS[model]
         steps = next((r["steps"] for r in results if r["model"] == model and r["status"] == "ok"), "—")
-        secs = {c: _seconds(cell.get((c, model))) for c in cols}
+        secs = {c: _seconds(cell.get((c, model))) for c in args.columns}
         knet, floor = secs.get("knet_st"), secs.get("numpy")
         peers = {c: secs[c] for c in PEERS if secs.get(c) is not None}
         best = min(peers, key=peers.get) if peers else None
         rows.append([spec.label, spec.data, spec.epochs, spec.batch, steps]
-                    + [_fmt(secs[c]) for c in cols]
+                    + [_fmt(secs[c]) for c in args.columns]
                     + [_fmt(knet / floor if knet and floor else None, 2),
                        f"{knet / peers[best]:.2f} ({LABELS[best]})" if knet and best else "—"])
-    lines += _table(head, rows) + [""]
+    lines += _table(["model", "data", "epochs", "batch", "steps"] + [LABELS[c] for c in args.columns]
+                    + ["knet_st/NumPy", "knet_st/best peer"], rows) + [""]
 
-    notes = {}
+    failures = {}
     for r in results:
         if r["status"] != "ok":
-            notes.setdefault((r["column"], r["status"], r["reason"]), []).append(r["model"])
-    for (column, status, why), models in notes.items():
-        lines.append(f"- {LABELS[column]} {status} ({', '.join(models)}): {why}")
-    if notes:
-        lines.append("")
+            failures.setdefault((r["column"], r["status"], r["reason"]), []).append(r["model"])
+    lines += [f"- {LABELS[column]} {status} ({', '.join(models)}): {why}"
+              for (column, status, why), models in failures.items()]
+    lines += [f"- {LABELS[c]}: {NOTES[c]}" for c in args.columns] + [""]
 
     lines += ["## Mean loss on the first batches trained on, before -> after", ""]
-    rows = [[problems.SPECS[m].label]
-            + [f"{r['loss_before']:.4g} -> {r['loss_after']:.4g}" if (r := cell.get((c, m))) and r["status"] == "ok"
-               else "—" for c in cols] for m in args.models]
-    lines += _table(["model"] + [LABELS[c] for c in cols], rows) + [""]
-
-    lines += ["## Seconds for the untimed first step (includes tracing and compilation)", ""]
-    rows = [[problems.SPECS[m].label]
-            + [_fmt(r["warmup"]) if (r := cell.get((c, m))) and r["status"] == "ok" else "—" for c in cols]
-            for m in args.models]
-    lines += _table(["model"] + [LABELS[c] for c in cols], rows) + [""]
+    lines += _per_column(args, cell, lambda r: f"{r['loss_before']:.4g} -> {r['loss_after']:.4g}") + [""]
+    lines += ["## Seconds of the untimed first step (includes tracing and compilation)", ""]
+    lines += _per_column(args, cell, lambda r: _fmt(r["warmup"])) + [""]
 
     if diff:
         lines += ["## Cost of differentiation: MLP with quadratic loss, cumulative seconds "
@@ -232,13 +246,15 @@ def main(argv=None):
         return 2
     print(f"bench: models {','.join(args.models)}; columns {','.join(args.columns)}; "
           f"{args.threads} threads{'; quick' if args.quick else ''}", flush=True)
+    load = os.getloadavg()
     results, versions, diff = collect(args)
-    report = render(args, results, versions, diff)
+    head = header(args, versions, load)
+    report = render(args, head, results, diff)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(report + "\n")
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(dict(header=header(args, versions), versions=versions, results=results, diff=diff), f, indent=1)
+        json.dump(dict(header=head, versions=versions, results=results, diff=diff), f, indent=1)
     print()
     print(report)
     print(f"\nwritten to {args.out}")

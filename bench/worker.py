@@ -60,24 +60,26 @@ def warm_up(impl, problem):
     return time.perf_counter() - t
 
 
-def timed_run(impl, problem):
-    """Train from the initial weights through ``problem.order``; seconds, steps and losses."""
+def timed_run(impl, problem, repeat=1):
+    """Train from the initial weights through ``problem.order`` (best of *repeat* runs); seconds, steps, losses."""
     def mean_loss(params):
         return sum(impl.loss(params, impl.batches[i]) for i in problem.eval) / len(problem.eval)
 
-    params = impl.init()
-    loss_before = mean_loss(params)
     batches, step = impl.batches, impl.step
-    t = time.perf_counter()
-    for i in problem.order:
-        params = step(params, batches[i])
-    impl.sync(params)
-    seconds = time.perf_counter() - t
-    return dict(seconds=seconds, steps=len(problem.order),
+    best = float("inf")
+    for _ in range(repeat):
+        params = impl.init()
+        loss_before = mean_loss(params)
+        t = time.perf_counter()
+        for i in problem.order:
+            params = step(params, batches[i])
+        impl.sync(params)
+        best = min(best, time.perf_counter() - t)
+    return dict(seconds=best, steps=len(problem.order),
                 loss_before=loss_before, loss_after=mean_loss(params))
 
 
-def run_column(column, models, quick, threads, verbose):
+def run_column(column, models, quick, threads, repeat, verbose):
     """Benchmark *models* with one column, emitting a record per model."""
     from bench import problems
 
@@ -106,7 +108,7 @@ def run_column(column, models, quick, threads, verbose):
             emit(dict(record, status="skipped", reason=reason(exc)))
             continue
         try:
-            emit(dict(record, status="ok", **timed_run(impl, problem)))
+            emit(dict(record, status="ok", **timed_run(impl, problem, repeat)))
         except Exception as exc:
             traceback.print_exc()
             emit(dict(record, status="error", reason=reason(exc)))
@@ -121,6 +123,7 @@ def main(argv=None):
     parser.add_argument("--data", help="data folder (sets $KNET_ST_DATA)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     os.environ.update(thread_env(args.threads))
@@ -131,7 +134,7 @@ def main(argv=None):
         for record in difftable.run(args.quick):
             emit(record)
     else:
-        run_column(args.column, args.models.split(","), args.quick, args.threads, args.verbose)
+        run_column(args.column, args.models.split(","), args.quick, args.threads, args.repeat, args.verbose)
     return 0
 
 
