@@ -6,6 +6,7 @@ import inspect
 import numpy as np
 
 from .runtime.gradients import materialize
+from .runtime.nn import _TRAINING
 from .transform.compiler import Compiler, deps_valid
 
 _cache = {}
@@ -58,8 +59,13 @@ class GradFunction:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             args = tuple(bound.arguments.values())
-        out, saved = fwd(*args)
-        if np.ndim(out) != 0 or not np.isrealobj(out):
+        token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
+        try:
+            out, saved = fwd(*args)
+        finally:
+            _TRAINING.reset(token)
+        if not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or \
+                getattr(getattr(out, "dtype", None), "kind", "f") == "c":
             raise TypeError(f"grad: {self.fn.__name__} must return a real scalar to be "
                             f"differentiated; it returned {type(out).__name__} with shape "
                             f"{np.shape(out)}")

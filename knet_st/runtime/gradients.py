@@ -155,19 +155,19 @@ def check_container(x, where):
 
 def unbroadcast(g, x):
     """Sums ``g`` over the axes along which ``x`` was broadcast to ``g``'s shape."""
-    shape = np.shape(x)
-    gshape = np.shape(g)
+    shape = x.shape if hasattr(x, "shape") else ()
+    gshape = g.shape if hasattr(g, "shape") else ()
     if gshape == shape:
         return g
     extra = len(gshape) - len(shape)
     axes = tuple(range(extra)) + tuple(
         i + extra for i, n in enumerate(shape) if n == 1 and gshape[i + extra] != 1)
     if axes:
-        g = g.sum(axis=axes)
-    if extra == 0 or len(shape) > 0:
+        g = g.sum(axis=axes, keepdims=False)
+    if len(shape) > 0:
         g = g.reshape(shape)
-    if not hasattr(x, "shape") and isinstance(x, numbers.Number):
-        return g if isinstance(g, numbers.Number) else g[()]
+    if not hasattr(x, "shape") and hasattr(g, "shape"):
+        return g[()]
     return g
 
 
@@ -183,7 +183,11 @@ def _expand(g, x, axis, keepdims):
 
 def sum_grad(g, x, axis=None, keepdims=False):
     """Adjoint of ``np.sum(x, axis, keepdims)``: ``g`` spread back over ``x``."""
-    return np.broadcast_to(_expand(g, x, axis, keepdims), np.shape(x))
+    if not hasattr(x, "shape"):
+        return g
+    out = np.empty_like(x, dtype=np.result_type(x, g) if hasattr(g, "dtype") else x.dtype)
+    out[...] = _expand(g, x, axis, keepdims)
+    return out
 
 
 def mean_grad(g, x, axis=None, keepdims=False):
@@ -209,23 +213,30 @@ def transpose_grad(g, axes=None):
     return np.transpose(g, np.argsort(axes))
 
 
-def matmul_grads(g, a, b):
-    """Adjoints ``(da, db)`` of ``a @ b`` for 1-D and 2-D operands."""
-    if np.ndim(a) == 1 and np.ndim(b) == 1:
-        return g * b, g * a
-    if np.ndim(a) == 1:
-        return b @ g, np.outer(a, g)
-    if np.ndim(b) == 1:
-        return np.outer(g, b), a.T @ g
-    return g @ np.swapaxes(b, -1, -2), unbroadcast(np.swapaxes(a, -1, -2) @ g, b)
-
-
 def matmul_grad_a(g, a, b):
-    return matmul_grads(g, a, b)[0]
+    """Adjoint of ``a @ b`` with respect to ``a``."""
+    if a.ndim == 2 and b.ndim == 2:
+        return g @ b.T
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b
+    if a.ndim == 1:
+        return b @ g
+    if b.ndim == 1:
+        return np.multiply.outer(g, b)
+    return unbroadcast(g @ np.swapaxes(b, -1, -2), a)
 
 
 def matmul_grad_b(g, a, b):
-    return matmul_grads(g, a, b)[1]
+    """Adjoint of ``a @ b`` with respect to ``b``."""
+    if a.ndim == 2 and b.ndim == 2:
+        return a.T @ g
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    if a.ndim == 1:
+        return np.multiply.outer(a, g)
+    if b.ndim == 1:
+        return a.T @ g
+    return unbroadcast(np.swapaxes(a, -1, -2) @ g, b)
 
 
 def split_grad(g, xs, axis, stacked):
@@ -281,6 +292,9 @@ def materialize(g, x):
     if isinstance(x, SEQUENCES):
         return type(x)(materialize(g.get(i), v) for i, v in enumerate(x))
     g = dense(g)
+    if type(g) is type(x) and g.dtype == x.dtype and g.shape == x.shape and \
+            g.flags.writeable:
+        return g
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         if np.shape(g) != x.shape:
             g = unbroadcast(g, x) if np.ndim(g) >= x.ndim else np.broadcast_to(g, x.shape)

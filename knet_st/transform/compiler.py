@@ -306,7 +306,11 @@ class Compiler:
         code = compile(source, filename, "exec")
         namespace = {k: v for k, v in self.ns.values.items() if v is not None}
         exec(code, namespace)
-        deps = [d for env_deps in self.deps for d in env_deps]
+        unique = {}
+        for env_deps in self.deps:
+            for where, name, expected in env_deps:
+                unique[(id(where), name)] = (where, name, expected)
+        deps = list(unique.values())
         return namespace[fwd], namespace[bwd], source, deps
 
 
