@@ -11,7 +11,9 @@ tutorial's loop::
         w[i] -= lr * dw[i]
 
 Layouts are Knet's: features x instances, NCHW images with OIHW filters.
-CharLM feeds one-hot input columns to the embedding (``w[2] @ onehot``), as
+``kt.conv4`` is Knet's: by default a true convolution (the filter flipped),
+where the other columns cross-correlate, so the canonical filters are
+stored flipped here and the model computes the same function.  CharLM feeds one-hot input columns to the embedding (``w[2] @ onehot``), as
 the tutorial does.  These functions must stay at module level in this file:
 ``kt.grad`` reads their source.
 
@@ -107,13 +109,14 @@ def onehot(labels, classes):
 def build(problem):
     """The knet_st implementation of *problem*."""
     name, lr, gclip = problem.name, problem.lr, problem.gclip
-    batches = problem.batches
+    weights, batches = problem.weights, problem.batches
     if name == "linreg":
         loss = linreg_loss
     elif name in ("softmax", "mlp"):
         loss = mlp_loss
     elif name == "lenet":
         loss = lenet_loss
+        weights = [w[:, :, ::-1, ::-1] if w.ndim == 4 and w.shape[2] > 1 else w for w in weights]
     elif name == "charlm":
         loss = charlm_loss
         V, H = problem.sizes["vocab"], problem.sizes["hidden"]
@@ -130,5 +133,5 @@ def build(problem):
             w[i] -= scale * dw[i]
         return w
 
-    return Impl(init=lambda: [a.copy() for a in problem.weights], step=step,
+    return Impl(init=lambda: [a.copy() for a in weights], step=step,
                 loss=lambda w, batch: float(loss(w, *batch)), batches=batches)
