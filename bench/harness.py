@@ -141,12 +141,19 @@ def collect(args):
 
 def machine():
     """CPU model, core counts and OS, as one line."""
-    model = platform.processor() or platform.machine()
+    cpu = {}
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            for line in f:
+                if not line.strip():
+                    break                       # the first processor is enough
+                key, _, value = line.partition(":")
+                cpu[key.strip()] = value.strip()
+    except OSError:
         pass
+    model = cpu.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in cpu:
+        model += f" (family {cpu['cpu family']}, model {cpu.get('model', '?')})"
     return (f"{model}; {os.cpu_count()} logical CPUs, {len(os.sched_getaffinity(0))} usable; "
             f"{platform.system()} {platform.release()}")
 

@@ -41,7 +41,6 @@ EVAL_BATCHES = 5       # loss before/after is the mean over the first few distin
 @dataclass(frozen=True)
 class Spec:
     """What the table's row says about a problem."""
-    name: str
     label: str
     data: str
     epochs: str
@@ -49,11 +48,11 @@ class Spec:
 
 
 SPECS = {
-    "linreg": Spec("linreg", "LinReg", "Housing", "10K", 506),
-    "softmax": Spec("softmax", "Softmax", "MNIST", "10", 100),
-    "mlp": Spec("mlp", "MLP", "MNIST", "10", 100),
-    "lenet": Spec("lenet", "LeNet", "MNIST", "1", 100),
-    "charlm": Spec("charlm", "CharLM", "Hiawatha", "1", 128),
+    "linreg": Spec("LinReg", "Housing", "10K", 506),
+    "softmax": Spec("Softmax", "MNIST", "10", 100),
+    "mlp": Spec("MLP", "MNIST", "10", 100),
+    "lenet": Spec("LeNet", "MNIST", "1", 100),
+    "charlm": Spec("CharLM", "Hiawatha", "1", 128),
 }
 MODELS = tuple(SPECS)
 

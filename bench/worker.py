@@ -119,13 +119,15 @@ def main(argv=None):
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--column", choices=sorted(COLUMNS))
     what.add_argument("--diff", action="store_true", help="the cost-of-differentiation table")
-    parser.add_argument("--models", default="linreg,softmax,mlp,lenet,charlm")
+    parser.add_argument("--models", help="comma-separated model names (with --column)")
     parser.add_argument("--data", help="data folder (sets $KNET_ST_DATA)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.column and not args.models:
+        parser.error("--column needs --models")
     os.environ.update(thread_env(args.threads))
     if args.data:
         os.environ["KNET_ST_DATA"] = args.data
