@@ -322,3 +322,95 @@ def seqkey(x, index):
     if isinstance(x, SEQUENCES) and isinstance(index, numbers.Integral) and index < 0:
         return index + len(x)
     return index
+
+
+def prod_grad(g, y, x, axis=None, keepdims=False):
+    """Adjoint of ``np.prod(x, axis, keepdims)`` (``x`` without zeros)."""
+    return _expand(g * y, x, axis, keepdims) / x
+
+
+def var_grad(g, x, axis=None, ddof=0, keepdims=False):
+    """Adjoint of ``np.var(x, axis, ddof=ddof, keepdims)``."""
+    count = np.size(x) if axis is None else np.prod(
+        [np.shape(x)[a] for a in (axis if isinstance(axis, tuple) else (axis,))])
+    centered = x - np.mean(x, axis=axis, keepdims=True)
+    return 2 * centered * _expand(g, x, axis, keepdims) / (count - ddof)
+
+
+def cumsum_grad(g, x, axis=None):
+    """Adjoint of ``np.cumsum(x, axis)``: a cumulative sum from the end."""
+    if axis is None:
+        return np.flip(np.cumsum(np.flip(g.ravel()))).reshape(np.shape(x))
+    return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
+
+
+def diag_grad(g, v, k=0):
+    """Adjoint of ``np.diag(v, k)`` (building or extracting a diagonal)."""
+    if np.ndim(v) == 1:
+        return np.diagonal(g, k).copy()
+    out = np.zeros_like(v)
+    rows, cols = np.shape(v)
+    i = np.arange(max(0, -k), min(rows, cols - k))
+    out[i, i + k] = g
+    return out
+
+
+def repeat_grad(g, x, repeats, axis=None):
+    """Adjoint of ``np.repeat(x, repeats, axis)`` for an integer ``repeats``."""
+    if axis is None:
+        return g.reshape(-1, repeats).sum(axis=1).reshape(np.shape(x))
+    axis = axis % np.ndim(x)
+    shape = list(np.shape(x))
+    g = g.reshape(shape[:axis] + [shape[axis], repeats] + shape[axis + 1:])
+    return g.sum(axis=axis + 1)
+
+
+def tile_grad(g, x, reps):
+    """Adjoint of ``np.tile(x, reps)``."""
+    reps = (reps,) if np.isscalar(reps) else tuple(reps)
+    shape = np.shape(x)
+    ndim = max(len(shape), len(reps))
+    shape = (1,) * (ndim - len(shape)) + tuple(shape)
+    reps = (1,) * (ndim - len(reps)) + reps
+    split = []
+    for r, n in zip(reps, shape):
+        split += [r, n]
+    g = g.reshape(split).sum(axis=tuple(range(0, 2 * ndim, 2)))
+    return g.reshape(np.shape(x))
+
+
+def take_grad(g, x, indices, axis=None):
+    """Adjoint of ``np.take(x, indices, axis)``."""
+    out = np.zeros_like(x)
+    if axis is None:
+        np.add.at(out.reshape(-1), indices, g)
+        return out
+    index = [slice(None)] * np.ndim(x)
+    index[axis] = indices
+    np.add.at(out, tuple(index), g)
+    return out
+
+
+def pad_grad(g, x, pad_width):
+    """Adjoint of ``np.pad(x, pad_width)`` (constant padding)."""
+    widths = np.broadcast_to(np.asarray(pad_width), (np.ndim(x), 2))
+    index = tuple(slice(int(lo), int(lo) + n) for (lo, _), n in zip(widths, np.shape(x)))
+    return g[index]
+
+
+def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):
+    """Adjoint of ``np.linalg.norm(x, axis=axis)`` (the 2-norm / Frobenius)."""
+    if ord not in (None, 2, "fro") or (ord == 2 and np.ndim(x) > 1 and axis is None):
+        raise NotImplementedError("knet_st: only the 2-norm/Frobenius norm has a gradient")
+    return x * (_expand(g, x, axis, keepdims) / _expand(y, x, axis, keepdims))
+
+
+def inv_grad(g, y):
+    """Adjoint of ``np.linalg.inv(a)``: ``-y^T g y^T``."""
+    yt = np.swapaxes(y, -1, -2)
+    return -(yt @ g @ yt)
+
+
+def det_grad(g, y, a):
+    """Adjoint of ``np.linalg.det(a)``: ``g y inv(a)^T``."""
+    return (g * y)[..., None, None] * np.swapaxes(np.linalg.inv(a), -1, -2)

@@ -13,8 +13,10 @@ import operator
 import numpy as np
 
 from ..runtime.gradients import (
-    array_grad, extremum_grad, hstack_axis, matmul_grad_a, matmul_grad_b, mean_grad,
-    seq, split_grad, sum_grad, transpose_grad, unbroadcast, vstack_grad)
+    array_grad, cumsum_grad, det_grad, diag_grad, extremum_grad, hstack_axis, inv_grad,
+    matmul_grad_a, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
+    seq, split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
+    vstack_grad)
 from .registry import adjoint, nondifferentiable
 
 # ---- arithmetic -------------------------------------------------------------
@@ -298,6 +300,200 @@ def outer(dy, y, a, b):
     db = a @ dy
 
 
+# ---- more of NumPy -------------------------------------------------------------
+
+@adjoint(operator.mod, np.mod, np.remainder)
+def mod(dy, y, a, b):
+    da = unbroadcast(dy, a)
+    db = unbroadcast(-dy * np.floor_divide(a, b), b)
+
+
+@adjoint(np.cbrt)
+def cbrt(dy, y, x):
+    dx = dy / (3 * y * y)
+
+
+@adjoint(np.arcsinh)
+def arcsinh(dy, y, x):
+    dx = dy / np.sqrt(x * x + 1)
+
+
+@adjoint(np.arccosh)
+def arccosh(dy, y, x):
+    dx = dy / np.sqrt(x * x - 1)
+
+
+@adjoint(np.arctanh)
+def arctanh(dy, y, x):
+    dx = dy / (1 - x * x)
+
+
+@adjoint(np.arctan2)
+def arctan2(dy, y, a, b):
+    da = unbroadcast(dy * b / (a * a + b * b), a)
+    db = unbroadcast(-dy * a / (a * a + b * b), b)
+
+
+@adjoint(np.hypot)
+def hypot(dy, y, a, b):
+    da = unbroadcast(dy * a / y, a)
+    db = unbroadcast(dy * b / y, b)
+
+
+@adjoint(np.fabs)
+def fabs(dy, y, x):
+    dx = dy * np.sign(x)
+
+
+@adjoint(np.fmax)
+def fmax(dy, y, a, b):
+    da = unbroadcast(dy * (a >= b), a)
+    db = unbroadcast(dy * (a < b), b)
+
+
+@adjoint(np.fmin)
+def fmin(dy, y, a, b):
+    da = unbroadcast(dy * (a <= b), a)
+    db = unbroadcast(dy * (a > b), b)
+
+
+@adjoint(np.deg2rad, np.radians)
+def deg2rad(dy, y, x):
+    dx = dy * (np.pi / 180)
+
+
+@adjoint(np.rad2deg, np.degrees)
+def rad2deg(dy, y, x):
+    dx = dy * (180 / np.pi)
+
+
+@adjoint(np.sinc)
+def sinc(dy, y, x):
+    dx = dy * np.where(x == 0, 0.0, (np.cos(np.pi * x) - y) / np.where(x == 0, 1.0, x))
+
+
+@adjoint(np.prod)
+def prod(dy, y, a, axis=None, keepdims=False):
+    da = prod_grad(dy, y, a, axis, keepdims)
+
+
+@adjoint(np.var)
+def var(dy, y, a, axis=None, ddof=0, keepdims=False):
+    da = var_grad(dy, a, axis, ddof, keepdims)
+
+
+@adjoint(np.std)
+def std(dy, y, a, axis=None, ddof=0, keepdims=False):
+    da = var_grad(dy / (2 * y), a, axis, ddof, keepdims)
+
+
+@adjoint(np.cumsum)
+def cumsum(dy, y, a, axis=None):
+    da = cumsum_grad(dy, a, axis)
+
+
+@adjoint(np.diag)
+def diag(dy, y, v, k=0):
+    dv = diag_grad(dy, v, k)
+
+
+@adjoint(np.diagonal)
+def diagonal(dy, y, a, offset=0):
+    da = diag_grad(dy, a, offset)
+
+
+@adjoint(np.triu)
+def triu(dy, y, m, k=0):
+    dm = np.triu(dy, k)
+
+
+@adjoint(np.tril)
+def tril(dy, y, m, k=0):
+    dm = np.tril(dy, k)
+
+
+@adjoint(np.flip)
+def flip(dy, y, m, axis=None):
+    dm = np.flip(dy, axis)
+
+
+@adjoint(np.fliplr)
+def fliplr(dy, y, m):
+    dm = np.fliplr(dy)
+
+
+@adjoint(np.flipud)
+def flipud(dy, y, m):
+    dm = np.flipud(dy)
+
+
+@adjoint(np.roll)
+def roll(dy, y, a, shift, axis=None):
+    da = np.roll(dy, -shift, axis)
+
+
+@adjoint(np.rot90)
+def rot90(dy, y, m, k=1, axes=(0, 1)):
+    dm = np.rot90(dy, -k, axes)
+
+
+@adjoint(np.moveaxis)
+def moveaxis(dy, y, a, source, destination):
+    da = np.moveaxis(dy, destination, source)
+
+
+@adjoint(np.repeat)
+def repeat(dy, y, a, repeats, axis=None):
+    da = repeat_grad(dy, a, repeats, axis)
+
+
+@adjoint(np.tile)
+def tile(dy, y, A, reps):
+    dA = tile_grad(dy, A, reps)
+
+
+@adjoint(np.take)
+def take(dy, y, a, indices, axis=None):
+    da = take_grad(dy, a, indices, axis)
+
+
+@adjoint(np.pad)
+def pad(dy, y, array, pad_width, mode="constant", **options):
+    darray = pad_grad(dy, array, pad_width)
+
+
+@adjoint(np.inner, np.vdot)
+def inner(dy, y, a, b):
+    da = dy * b
+    db = dy * a
+
+
+@adjoint(np.kron)
+def kron(dy, y, a, b):
+    da = (dy.reshape(a.shape[0], b.shape[0], a.shape[1], b.shape[1]) * b[None, :, None, :]).sum(axis=(1, 3))
+    db = (dy.reshape(a.shape[0], b.shape[0], a.shape[1], b.shape[1]) * a[:, None, :, None]).sum(axis=(0, 2))
+
+
+@adjoint(np.linalg.norm)
+def norm(dy, y, x, ord=None, axis=None, keepdims=False):
+    dx = norm_grad(dy, y, x, ord, axis, keepdims)
+
+
+@adjoint(np.linalg.inv)
+def inv(dy, y, a):
+    da = inv_grad(dy, y)
+
+
+@adjoint(np.linalg.det)
+def det(dy, y, a):
+    da = det_grad(dy, y, a)
+
+
+@adjoint(np.real, np.real_if_close)
+def real(dy, y, val):
+    dval = dy
+
+
 # ---- functions with no gradient ----------------------------------------------
 
 nondifferentiable(
@@ -315,7 +511,8 @@ METHODS = {
     "sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min,
     "reshape": np.reshape, "ravel": np.ravel, "flatten": np.ravel,
     "squeeze": np.squeeze, "dot": np.dot, "clip": np.clip, "copy": np.copy,
-    "swapaxes": np.swapaxes,
+    "swapaxes": np.swapaxes, "prod": np.prod, "var": np.var, "std": np.std,
+    "cumsum": np.cumsum, "repeat": np.repeat, "take": np.take, "diagonal": np.diagonal,
 }
 NONDIFFERENTIABLE_METHODS = {"argmax", "argmin", "argsort", "nonzero", "any", "all",
                              "tolist", "item_count"}
