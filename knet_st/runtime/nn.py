@@ -397,6 +397,21 @@ def _labels(xp, labels, scores, axis):
     return labels
 
 
+def _fast_nll_case(scores, labels, axis):
+    """For the common case (NumPy, classes × instances or the transpose, a
+    vector of integer labels): the index of the correct scores and the count."""
+    if type(scores) is not np.ndarray or type(labels) is not np.ndarray or \
+            scores.ndim != 2 or labels.ndim != 1 or labels.dtype.kind not in "iu" or \
+            scores.dtype.kind != "f" or axis not in (0, 1, -1, -2):
+        return None
+    axis %= 2
+    n = labels.shape[0]
+    if scores.shape[1 - axis] != n:
+        return None
+    columns = np.arange(n)
+    return ((labels, columns) if axis == 0 else (columns, labels)), n
+
+
 def nll(scores, labels, axis=0, average=True):
     """Negative log-likelihood of the correct classes, Knet's ``nll``.
 
@@ -418,6 +433,15 @@ def nll(scores, labels, axis=0, average=True):
         scores = w[0] @ x + w[1]                # (10, 100)
         loss = nll(scores, y)                   # y: 100 ints in 0..9
     """
+    fast = _fast_nll_case(scores, labels, axis)
+    if fast is not None:
+        index, n = fast
+        if n and (labels.min() < 0 or labels.max() >= scores.shape[axis % 2]):
+            _labels(np, labels, scores, axis % 2)      # raises the clear error
+        m = scores.max(axis=axis, keepdims=True)
+        lse = np.log(np.exp(scores - m).sum(axis=axis, keepdims=True)) + m
+        total = lse.sum() - scores[index].sum()
+        return total / max(n, 1) if average else total
     xp = get_array_module(scores, labels)
     axis = int(axis) % scores.ndim
     labels = _labels(xp, labels, scores, axis)
@@ -437,6 +461,14 @@ def nll_dscores(dy, scores, labels, axis=0, average=True):
 
         ds = nll_dscores(1.0, scores, y)
     """
+    fast = _fast_nll_case(scores, labels, axis)
+    if fast is not None:
+        index, n = fast
+        e = np.exp(scores - scores.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        e[index] -= 1
+        e *= dy / max(n, 1) if average else dy
+        return e
     xp = get_array_module(dy, scores, labels)
     axis = int(axis) % scores.ndim
     labels = _labels(xp, labels, scores, axis)
