@@ -66,8 +66,20 @@ def sigm_ref(x):
         sigm_ref(np.array([-800.0, 0.0, 800.0]))   # [0., 0.5, 1.]
     """
     xp = get_array_module(x)
-    z = xp.exp(-xp.abs(x))                  # in (0, 1]: never overflows
-    return xp.where(x >= 0, 1, z) / (1 + z)
+    # 1/(1+exp(-x)) in place: exp(-x) may overflow to inf for x << 0, and
+    # 1/inf is the right answer (0); relative precision is kept at both ends.
+    if getattr(x, "dtype", None) is None or x.dtype.kind != "f" or x.ndim == 0:
+        x = xp.asarray(x, dtype=np.result_type(x, np.float32))
+        return 1 / (1 + xp.exp(-xp.maximum(x, -80.0))) if x.ndim == 0 else sigm_ref(x)
+    y = xp.negative(x)
+    if xp is np:
+        with np.errstate(over="ignore"):
+            np.exp(y, out=y)
+    else:
+        xp.exp(y, out=y)
+    y += 1
+    xp.reciprocal(y, out=y)
+    return y
 
 
 def sigm_dx_ref(dy, y):
