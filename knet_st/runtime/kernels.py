@@ -69,7 +69,7 @@ def sigm_ref(x):
     # 1/(1+exp(-x)) in place: exp(-x) may overflow to inf for x << 0, and
     # 1/inf is the right answer (0); relative precision is kept at both ends.
     if getattr(x, "dtype", None) is None or x.dtype.kind != "f" or x.ndim == 0:
-        x = xp.asarray(x, dtype=np.result_type(x, np.float32))
+        x = xp.asarray(x, dtype=np.result_type(x, 1.0))
         return 1 / (1 + xp.exp(-xp.maximum(x, -80.0))) if x.ndim == 0 else sigm_ref(x)
     y = xp.negative(x)
     if xp is np:
