@@ -1,0 +1,390 @@
+"""What the examples share that is not the model: options, the progress bar,
+the per-epoch report, the device, checkpoints, plots and error messages.
+
+The model code of each example (``predict``, ``loss``, the training loop)
+stays in the example's own module, where it reads like the Knet tutorial.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+import knet_st as kt
+from knet_st.checkpoint import CheckpointError
+from knet_st.datasets import DatasetError
+
+OPTIMIZERS = {
+    "sgd": kt.SGD, "momentum": kt.Momentum, "nesterov": kt.Nesterov,
+    "adagrad": kt.Adagrad, "adadelta": kt.Adadelta, "rmsprop": kt.Rmsprop,
+    "adam": kt.Adam,
+}
+
+
+class ExampleError(Exception):
+    """A problem the user can fix (an option, a file): printed as one message."""
+
+
+# Errors that become one message on stderr and a non-zero exit status.
+EXPECTED = (ExampleError, DatasetError, kt.TransformError, CheckpointError, OSError)
+
+
+# ---------------------------------------------------------------------------
+# options
+# ---------------------------------------------------------------------------
+
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _nonnegative_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or math.isinf(v):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+positive_int = _positive_int
+nonnegative_int = _nonnegative_int
+positive_float = _positive_float
+
+
+def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd"):
+    """The options every example has; the example adds its own.
+
+    ``--epochs`` defaults to ``epochs`` (0 with ``--load``: evaluate or
+    generate from a saved model); ``--lr`` defaults to ``lr`` for SGD and to
+    the optimizer's own default for the others.
+    """
+    summary = doc.strip().splitlines()[0]
+    p = argparse.ArgumentParser(prog=prog, description=summary)
+    p.set_defaults(default_epochs=epochs, default_lr=lr)
+    p.add_argument("--epochs", type=_nonnegative_int, default=None,
+                   help=f"passes over the training data (default {epochs}; "
+                        f"0 with --load)")
+    if batchsize is None:
+        p.add_argument("--batchsize", type=_positive_int, default=None,
+                       help="instances per minibatch (default: the whole "
+                            "training set, one step per epoch)")
+    else:
+        p.add_argument("--batchsize", type=_positive_int, default=batchsize,
+                       help=f"instances per minibatch (default {batchsize})")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"learning rate (default {lr} for sgd, else the "
+                        f"optimizer's own default)")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=optimizer,
+                   help=f"update rule (default {optimizer})")
+    p.add_argument("--seed", type=int, default=1,
+                   help="random seed for the weights and the shuffling "
+                        "(default 1; -1 for a fresh one)")
+    p.add_argument("--shuffle", action="store_true",
+                   help="a new order of the training minibatches every epoch "
+                        "(the tutorial keeps a fixed order)")
+    p.add_argument("--gpu", action="store_true",
+                   help="train on the GPU (needs CuPy and a CUDA device)")
+    p.add_argument("--save", metavar="FILE",
+                   help="save the model to FILE (.npz) after training")
+    p.add_argument("--load", metavar="FILE",
+                   help="start from the model saved in FILE")
+    p.add_argument("--plot", metavar="FILE",
+                   help="plot the training curves to FILE (e.g. out.png; "
+                        "needs matplotlib)")
+    p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                   help="train on at most N minibatches per epoch (quick runs)")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                   help="progress bar on stderr: auto (only when stdout is a "
+                        "terminal), on or off")
+    return p
+
+
+def finish(args):
+    """Fills the defaults that depend on other options; checks what can be
+    checked before any work (the GPU, matplotlib)."""
+    if args.epochs is None:
+        args.epochs = 0 if args.load else args.default_epochs
+    if args.lr is None:
+        if args.optimizer == "sgd":
+            args.lr = args.default_lr
+        else:
+            args.lr = _default_lr(OPTIMIZERS[args.optimizer])
+    if args.plot:
+        require_matplotlib()
+    args.atype = device(args.gpu)
+    if args.seed is not None and args.seed >= 0:
+        kt.seed(args.seed)
+        np.random.seed(args.seed % 2**32)
+    else:
+        kt.seed(None)
+    return args
+
+
+def _default_lr(cls):
+    import inspect
+    return inspect.signature(cls).parameters["lr"].default
+
+
+def make_optimizers(w, args):
+    """``kt.optimizers(w, kt.SGD, lr=...)`` for the chosen ``--optimizer``."""
+    return kt.optimizers(w, OPTIMIZERS[args.optimizer], lr=args.lr)
+
+
+# ---------------------------------------------------------------------------
+# device
+# ---------------------------------------------------------------------------
+
+def _identity(x):
+    return x
+
+
+def device(use_gpu):
+    """The function that puts arrays where training happens: ``kt.to_gpu``
+    with ``--gpu`` (when ``kt.gpu()``), else the identity."""
+    if not use_gpu:
+        return _identity
+    if not kt.gpu():
+        try:
+            kt.to_gpu(np.zeros(1, np.float32))      # its message says why
+        except RuntimeError as e:
+            raise ExampleError(f"--gpu: {e}") from None
+        raise ExampleError("--gpu: no usable GPU")
+    return kt.to_gpu
+
+
+def to_float(v):
+    """A Python float from a float, a NumPy scalar or a 0-d (GPU) array."""
+    return float(v)
+
+
+# ---------------------------------------------------------------------------
+# output: the tutorial's per-epoch lines, a progress bar, a timer
+# ---------------------------------------------------------------------------
+
+def report(*items):
+    """Prints the tutorial's ``(:epoch, 1, :trn, 0.9005, :tst, 0.9048)`` as a
+    Python tuple: ``('epoch', 1, 'trn', 0.9005, 'tst', 0.9048)``."""
+    out = []
+    for v in items:
+        if isinstance(v, (str, bool, int)) and not isinstance(v, np.generic):
+            out.append(v)
+        elif isinstance(v, (np.integer,)):
+            out.append(int(v))
+        else:
+            out.append(round(float(v), 4))
+    print(tuple(out), flush=True)
+    return tuple(out)
+
+
+def progress_enabled(mode):
+    if mode == "on":
+        return True
+    if mode == "off":
+        return False
+    try:
+        return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Progress:
+    """A progress bar over the minibatches of an epoch, with the loss and the
+    speed: tqdm when it is installed, else a one-line bar of its own.  Silent
+    unless enabled (by default only when stdout is a terminal)."""
+
+    def __init__(self, total, desc, enabled, unit="batch"):
+        self.total = total
+        self.desc = desc
+        self.enabled = enabled
+        self.unit = unit
+        self.n = 0
+        self.loss = None
+        self.values = []            # every loss given to update(), as given
+        self.start = time.perf_counter()
+        self.last_draw = 0.0
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False,
+                                dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, loss=None):
+        self.n += 1
+        if loss is not None:
+            self.values.append(loss)
+        if not self.enabled:
+            return
+        if loss is not None:
+            value = float(loss)
+            self.loss = value if self.loss is None else 0.9 * self.loss + 0.1 * value
+        if self.bar is not None:
+            if self.loss is not None:
+                self.bar.set_postfix(loss=f"{self.loss:.4f}", refresh=False)
+            self.bar.update(1)
+            return
+        now = time.perf_counter()
+        if now - self.last_draw >= 0.1 or self.n == self.total:
+            self.last_draw = now
+            self._draw(now)
+
+    def _draw(self, now):
+        elapsed = max(now - self.start, 1e-9)
+        width = 24
+        done = int(width * self.n / self.total) if self.total else width
+        bar = "=" * done + ">" * (done < width) + " " * max(width - done - 1, 0)
+        loss = f" loss {self.loss:.4f}" if self.loss is not None else ""
+        text = (f"\r{self.desc} {self.n}/{self.total} [{bar}]{loss} "
+                f"{self.n / elapsed:.1f} {self.unit}/s")
+        sys.stderr.write(text + "\x1b[K")
+        sys.stderr.flush()
+
+    @property
+    def losses(self):
+        """The losses of the steps so far, as Python floats."""
+        return [float(v) for v in self.values]
+
+    def close(self):
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def limited(data, steps):
+    """The first ``steps`` minibatches of ``data`` (all of them when None)."""
+    n = len(data)
+    if steps is not None:
+        n = min(n, steps)
+    it = iter(data)
+    for _ in range(n):
+        yield next(it)
+
+
+def nbatches(data, steps):
+    return len(data) if steps is None else min(len(data), steps)
+
+
+def done(what, seconds):
+    """The training time (without the evaluations), on stderr."""
+    print(f"{what}: {seconds:.2f} s of training", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# checkpoints
+# ---------------------------------------------------------------------------
+
+def save(path, example, w, **extra):
+    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU."""
+    kt.save(path, example=example, w=kt.to_cpu(w), **extra)
+    print(f"saved {example} model to {path}", file=sys.stderr)
+
+
+def load(path, example):
+    """The dict saved by :func:`save`; refuses a checkpoint of another example."""
+    values = kt.load(path)
+    found = values.get("example")
+    if found != example or "w" not in values:
+        what = f"a {found!r} model" if found else "no knet_st example model"
+        raise ExampleError(f"{path} holds {what}, not a {example!r} model")
+    return values
+
+
+# ---------------------------------------------------------------------------
+# plots
+# ---------------------------------------------------------------------------
+
+def require_matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ExampleError("--plot needs matplotlib, which is not installed: "
+                           "pip install matplotlib (or pip install "
+                           "'knet_st[plot]')") from None
+    return matplotlib
+
+
+def plot(path, title, panels):
+    """Writes a figure with one panel per entry of ``panels``: a list of
+    ``(ylabel, xlabel, {name: (xs, ys)})``."""
+    matplotlib = require_matplotlib()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4),
+                             squeeze=False)
+    for ax, (ylabel, xlabel, series) in zip(axes[0], panels):
+        for name, (xs, ys) in series.items():
+            if len(xs):
+                ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None,
+                        label=name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if len(series) > 1:
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"plot written to {path}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+def run_main(build_parser, train, argv, prog):
+    """Parses ``argv``, runs ``train(args)`` and returns its result.
+
+    Known errors (missing data, a model that cannot be differentiated, a bad
+    checkpoint, a missing GPU...) print one message on stderr and exit with
+    status 1; bad options exit with status 2 (argparse).
+    """
+    if prog is None:
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    p = build_parser(prog)
+    args = p.parse_args(argv)
+    prog = p.prog
+    try:
+        finish(args)
+        return train(args)
+    except EXPECTED as e:
+        print(f"{prog}: error: {_message(e)}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _message(e):
+    if isinstance(e, FileNotFoundError) and e.filename:
+        return f"{e.strerror or 'no such file'}: {e.filename}"
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        return f"{e.strerror}: {e.filename}"
+    return str(e)
