@@ -68,10 +68,11 @@ class Marker(ast.Expr):
 
     _fields = ("value",)
 
-    def __init__(self, kind, var):
+    def __init__(self, kind, var, origin=None):
         super().__init__(value=ast.Constant(None))
         self.kind = kind
         self.var = var
+        self.origin = origin
 
 
 def join(k1, k2):
@@ -212,11 +213,11 @@ class Reverse:
             return self.fwd_user_call(stmt, depth)
         out = []
         if isinstance(value, ast.Subscript) and self.is_active(value.value):
-            out += self.key_for(value, depth)
+            out += self.key_for(value, depth, stmt)
         self.check(stmt)
         if isinstance(value, ast.Name) and value.id == target.id:
             return out
-        return out + [Marker("push", target.id), stmt]
+        return out + [Marker("push", target.id, stmt), stmt]
 
     def bwd_Assign(self, stmt, K, depth):
         target = stmt.targets[0]
@@ -246,7 +247,9 @@ class Reverse:
             elif kind != ZERO:
                 out += self.rhs_adjoint(stmt, var, value, K)
             K[d] = ZERO
-        out.append(Marker("restore", var))
+        out.append(Marker("restore", var, stmt))
+        if hasattr(value, "kt_key"):
+            out.append(Marker("restore", value.kt_key.id, stmt))
         return out
 
     def needs_dense(self, value):
@@ -327,7 +330,7 @@ class Reverse:
             return ast.Tuple(elts=[self.index_value(e) for e in index.elts], ctx=ast.Load())
         return copy.deepcopy(index)
 
-    def key_for(self, subscript, depth):
+    def key_for(self, subscript, depth, stmt):
         """For lists that grow (``append``), a negative or computed index is
         turned into a position in the forward pass, where the length is right."""
         base = subscript.value.id
@@ -339,7 +342,7 @@ class Reverse:
         key = self.names.fresh("key")
         self.extra_sites[key] = depth
         subscript.kt_key = _name(key)
-        return [Marker("push", key),
+        return [Marker("push", key, stmt),
                 _assign(key, _call(self.helper("seqkey", rt.seqkey), _name(base),
                                    self.index_value(index)))]
 
@@ -404,10 +407,17 @@ class Reverse:
                               ctx=ast.Load())
             out.append(ast.Expr(_call(self.helper("check_container"), _name(base.id), where)))
             if base.id in self.unit.appended:
-                out += self.key_for(target, depth=1)
+                out += self.key_for(target, 1, stmt)
         return out + [stmt]
 
     def bwd_setitem(self, stmt, K):
+        out = self.setitem_adjoint(stmt, K)
+        key = getattr(stmt.targets[0], "kt_key", None)
+        if key is not None:
+            out.append(Marker("restore", key.id, stmt))
+        return out
+
+    def setitem_adjoint(self, stmt, K):
         target = stmt.targets[0]
         base = target.value.id
         if base not in self.active:
@@ -438,7 +448,7 @@ class Reverse:
         position = self.names.fresh("position")
         self.extra_sites[position] = depth
         stmt.kt_position = position
-        return [Marker("push", position),
+        return [Marker("push", position, stmt),
                 _assign(position, _call(self.helper("len"), _name(receiver))), stmt]
 
     def bwd_Expr(self, stmt, K, depth):
@@ -459,7 +469,7 @@ class Reverse:
             else:
                 out.append(_assign(d, ast.Subscript(value=grad, slice=ast.Constant(0),
                                                     ctx=ast.Load())))
-        out.append(Marker("restore", position))
+        out.append(Marker("restore", position, stmt))
         return out
 
     # -- calls of user functions ---------------------------------------------------
@@ -473,19 +483,19 @@ class Reverse:
         stmt.kt_active = active
         target = call.kt_target
         if not active and target.kind == "user":
-            return [Marker("push", var), stmt]
+            return [Marker("push", var, stmt), stmt]
         fwd, bwd = self.compiler.request(target, tuple(active), self)
         stmt.kt_bwd = bwd
         fwd_call = _call(bound_name(fwd), *copy.deepcopy(bound))
         if not active:
-            return [Marker("push", var),
+            return [Marker("push", var, stmt),
                     _assign(var, ast.Subscript(value=fwd_call, slice=ast.Constant(0),
                                                ctx=ast.Load()))]
         saved = self.names.fresh(f"{target.name.split('.')[-1]}_saved")
         self.extra_sites[saved] = depth
         stmt.kt_saved = saved
         pair = ast.Tuple(elts=[_name(var, True), _name(saved, True)], ctx=ast.Store())
-        return [Marker("push", var), Marker("push", saved), _assign(pair, fwd_call)]
+        return [Marker("push", var, stmt), Marker("push", saved, stmt), _assign(pair, fwd_call)]
 
     def bwd_user_call(self, stmt, K):
         var = stmt.targets[0].id
@@ -518,10 +528,10 @@ class Reverse:
                     out += self.contrib(name, _name(part), ANY, K)
             if d:
                 K[d] = ZERO
-            out.append(Marker("restore", saved))
+            out.append(Marker("restore", saved, stmt))
         elif var in self.active:
             K[self.adj(var)] = ZERO
-        out.append(Marker("restore", var))
+        out.append(Marker("restore", var, stmt))
         return out
 
     # -- validation -------------------------------------------------------------
@@ -740,8 +750,9 @@ def _calls(expr, names):
 class _Finisher:
     """Turns push/restore markers into stack operations (or nothing) and cleans up."""
 
-    def __init__(self, rev, pushed, counters):
+    def __init__(self, rev, pushed, counters, first=frozenset()):
         self.rev = rev
+        self.first = first
         self.pushed = pushed
         self.counters = counters
         self.stack = rev.stack
@@ -754,7 +765,7 @@ class _Finisher:
 
     def stmt(self, stmt):
         if isinstance(stmt, Marker):
-            if stmt.var not in self.pushed:
+            if stmt.var not in self.pushed or (id(stmt.origin), stmt.var) in self.first:
                 return []
             stack = _name(self.rev.stack_name())
             if stmt.kind == "push":
@@ -840,7 +851,14 @@ def build(rev, func):
     for loop, target, item in rev.loop_copies:
         if target not in pushed:
             _plain_loop(loop, target, item)
-    finisher = _Finisher(rev, pushed, counters)
+    # A variable's first binding in the straight-line top level has no earlier
+    # value worth saving.
+    first, bound = set(), set(params)
+    for stmt in primal:
+        if isinstance(stmt, Marker) and stmt.kind == "push" and stmt.var not in bound:
+            first.add((id(stmt.origin), stmt.var))
+        bound |= _stores([stmt])
+    finisher = _Finisher(rev, pushed, counters, first)
     fwd_body = finisher.stmts(primal)
     bwd_body = finisher.stmts(adjoint)
     needed = _loads(bwd_body + [ast.Return(_tuple(grads))]) & locals_

@@ -1,0 +1,62 @@
+"""Lists that grow while they are read (RNN-style state histories)."""
+
+import numpy as np
+
+import knet_st as kt
+from gradcheck import check_grad
+
+R = np.random.default_rng(5)
+W = 0.5 * R.standard_normal((3, 3))
+X = R.standard_normal((3, 2))
+
+
+def history(w, x):
+    hs = [x]
+    for i in range(3):
+        hs.append(np.tanh(w @ hs[-1]))
+    return np.sum(hs[-1] ** 2) + np.sum(hs[1]) + np.sum(hs[-3] * hs[2])
+
+
+def history_while(w, x):
+    hs = [x]
+    while len(hs) < 4:
+        h = hs[len(hs) - 1]
+        hs.append(np.sin(w @ h) + hs[-1])
+    total = 0.0
+    for h in hs:
+        total = total + np.sum(h * h)
+    return total
+
+
+def overwrite_slots(w, x):
+    s = [x, x * 2]
+    for t in range(3):
+        s[t % 2] = np.tanh(w @ s[(t + 1) % 2])
+        s[-1] = s[-1] * 0.5 + s[0]
+    return np.sum(s[0] * s[1])
+
+
+def test_reading_a_growing_list_by_negative_index():
+    check_grad(history, (W.copy(), X.copy()))
+    check_grad(history, (W.copy(), X.copy()), wrt=1)
+
+
+def test_reading_a_growing_list_in_a_while_loop():
+    check_grad(history_while, (W.copy(), X.copy()))
+
+
+def test_overwriting_list_slots_in_a_loop():
+    check_grad(overwrite_slots, (W.copy(), X.copy()))
+    check_grad(overwrite_slots, (W.copy(), X.copy()), wrt=1)
+
+
+def test_generated_stack_is_balanced():
+    """Every push of the forward pass is popped by the backward pass."""
+    g = kt.grad(history)
+    fwd, bwd, source, _ = g.compiled()
+    assert "stack.append" in source and "stack.pop()" in source
+    out, saved = fwd(W, X)
+    stack = saved[-1]
+    assert isinstance(stack, list) and len(stack) > 0
+    bwd(saved, 1.0)
+    assert stack == []
