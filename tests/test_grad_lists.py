@@ -60,3 +60,27 @@ def test_generated_stack_is_balanced():
     assert isinstance(stack, list) and len(stack) > 0
     bwd(saved, 1.0)
     assert stack == []
+
+
+def test_a_modified_list_under_two_names_is_refused():
+    def aliased(w, x):
+        hs = []
+        ks = hs
+        ks.append(np.tanh(w @ x))
+        return np.sum(hs[0])
+
+    import pytest
+    with pytest.raises(kt.TransformError, match="keep one name"):
+        kt.grad(aliased)(W, X)
+
+
+def test_copying_a_list_built_without_gradients_then_filled():
+    def filled(w, x):
+        hs = []
+        hs.append(np.tanh(w @ x))
+        total = 0.0
+        for h in hs:
+            total = total + np.sum(h)
+        return total + np.sum(hs[-1] * x)
+
+    check_grad(filled, (W.copy(), X.copy()))

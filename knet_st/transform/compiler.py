@@ -101,6 +101,9 @@ class Unit:
         self.appended = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
                          and isinstance(n.func, ast.Attribute) and n.func.attr == "append"
                          and isinstance(n.func.value, ast.Name)}
+        self.mutated = self.appended | {
+            n.value.id for n in ast.walk(tree) if isinstance(n, ast.Subscript)
+            and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name)}
         self.index_read = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Subscript)
                            and isinstance(n.value, ast.Name) and isinstance(n.ctx, ast.Load)}
 

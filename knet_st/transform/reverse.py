@@ -818,6 +818,7 @@ def build(rev, func):
     and backward ``FunctionDef`` trees."""
     names = rev.names
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
+    _check_aliasing(rev, func, params)
     _insert_live_flags(rev, func, params)
     rev.unit.sites = _sites(func, params)
     primal = rev.block_fwd(func.body, 0)
@@ -920,6 +921,58 @@ def _plain_loop(loop, target, item):
             return
 
 
+def _check_aliasing(rev, func, params):
+    """A list or dict that is modified (``s[i] = v``, ``s.append(v)``) while it
+    carries gradients must be reachable under one name only: its adjoint is
+    kept per name.  Refuses the programs where that does not hold."""
+    mutated = {v for v in rev.unit.mutated if v in rev.active}
+    if not mutated:
+        return
+
+    def refuse(var, node, why):
+        raise rev.error(f"cannot differentiate: the list or dict {var!r} is modified "
+                        f"and {why}; keep one name for it", node)
+
+    for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
+        if isinstance(stmt, ast.Assign):
+            target, value = stmt.targets[0], stmt.value
+            if isinstance(target, ast.Name) and target.id in mutated:
+                if isinstance(value, ast.Name):
+                    refuse(target.id, stmt, f"is also named {value.id!r}")
+                if not isinstance(value, (ast.List, ast.Dict, ast.Tuple)):
+                    site = _mutation_site(func, target.id) or stmt
+                    raise rev.error(
+                        f"cannot differentiate this in-place change of {target.id!r}: only a "
+                        "list or dict made in this function (or passed in) may be modified "
+                        "while it carries gradients; arrays never (build a new array)", site)
+            if isinstance(value, ast.Name) and value.id in mutated:
+                refuse(value.id, stmt, f"also copied to {ast.unparse(target)!r}")
+            elements = value.elts if isinstance(value, (ast.List, ast.Tuple)) else \
+                value.values if isinstance(value, ast.Dict) else []
+            stored = [value] if isinstance(target, ast.Subscript) else []
+            for node in list(elements) + stored:
+                if isinstance(node, ast.Name) and node.id in mutated:
+                    refuse(node.id, stmt, "also stored inside another list, tuple or dict")
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            for arg in stmt.value.args:
+                if isinstance(arg, ast.Name) and arg.id in mutated:
+                    refuse(arg.id, stmt, "also stored inside another list")
+        elif isinstance(stmt, ast.For) and stmt.target.id in mutated:
+            refuse(stmt.target.id, stmt, "is a loop variable")
+
+
+def _mutation_site(func, var):
+    for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript) and \
+                node.targets[0].value.id == var:
+            return node
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                isinstance(node.value.func, ast.Attribute) and \
+                isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == var:
+            return node
+    return None
+
+
 def _insert_live_flags(rev, func, params):
     """For each active variable that also holds values without gradients (an
     input that a loop rebinds to a layer's output), a ``<name>_live`` flag
@@ -941,6 +994,7 @@ def _insert_live_flags(rev, func, params):
             scan(getattr(stmt, "orelse", []))
 
     scan(func.body)
+    inactive_defs -= rev.unit.mutated        # containers change by mutation, not binding
     if not inactive_defs:
         return
     rev.mixed = {v: rev.names.fresh(f"{v}_live") for v in sorted(inactive_defs)}
