@@ -189,9 +189,18 @@ def compare(grads, args, numeric, wrt=0, rtol=1e-5, atol=1e-7):
 def check_grad(f, args, wrt=0, rtol=1e-5, atol=1e-7, eps=EPS):
     """Checks ``kt.grad(f, wrt)(*args)`` against central finite differences.
 
-    Returns the gradient (for further assertions)."""
+    Also checks that ``kt.value_and_grad`` returns ``f``'s value and the same
+    gradient.  Returns the gradient (for further assertions)."""
     args = list(args)
     grads = kt.grad(f, wrt=wrt)(*copy.deepcopy(args))
+    value, grads2 = kt.value_and_grad(f, wrt=wrt)(*copy.deepcopy(args))
+    expected = f(*copy.deepcopy(args))
+    low = any(_is_array(leaf) and leaf.dtype == np.float32 for _, leaf in leaves(args))
+    assert np.allclose(value, expected, rtol=1e-5 if low else 1e-10, atol=0), \
+        f"value_and_grad value {value!r} != f's value {expected!r}"
+    for (_, a), (_, b) in zip(leaves(grads), leaves(grads2)):
+        assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                           rtol=1e-12, atol=0), "grad and value_and_grad disagree"
     wrts = (wrt,) if isinstance(wrt, int) else tuple(wrt)
     if isinstance(wrt, int):
         check_structure(grads, args[wrt], f"grad wrt {wrt}")
