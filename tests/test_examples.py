@@ -334,3 +334,19 @@ def test_model_that_cannot_be_differentiated_is_one_message(monkeypatch, capsys)
     err = capsys.readouterr().err
     assert err.startswith("housing: error: ") and "cannot differentiate 'try'" in err
     assert "test_examples.py" in err and "Traceback" not in err
+
+
+def test_gpu_flag_moves_the_model_and_the_data(monkeypatch, capsys):
+    """The plumbing of --gpu, with a stand-in for kt.to_gpu."""
+    need("housing.data")
+    moved = []
+
+    def to_gpu(x):
+        moved.append(x)
+        return x
+    monkeypatch.setattr(kt, "gpu", lambda: True)
+    monkeypatch.setattr(kt, "to_gpu", to_gpu)
+    out = housing.main(["--gpu", "--epochs", "1"])
+    assert len(moved) == 1
+    w, x, y = moved[0][:3]
+    assert w is out["w"] and x.shape == (13, 506) and y.shape == (1, 506)

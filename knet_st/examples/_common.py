@@ -134,7 +134,6 @@ def finish(args):
     args.atype = device(args.gpu)
     if args.seed is not None and args.seed >= 0:
         kt.seed(args.seed)
-        np.random.seed(args.seed % 2**32)
     else:
         kt.seed(None)
     return args
