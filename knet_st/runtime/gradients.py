@@ -292,8 +292,8 @@ def materialize(g, x):
     if isinstance(x, SEQUENCES):
         return type(x)(materialize(g.get(i), v) for i, v in enumerate(x))
     g = dense(g)
-    if type(g) is type(x) and g.dtype == x.dtype and g.shape == x.shape and \
-            g.flags.writeable:
+    if type(g) is type(x) and hasattr(x, "dtype") and g.dtype == x.dtype and \
+            g.shape == x.shape and g.flags.writeable:
         return g
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         if np.shape(g) != x.shape:

@@ -70,10 +70,11 @@ class _Lowering:
             if isinstance(stmt, ast.Continue):
                 return out + [_assign(loop.skip, _const(True))]
             if isinstance(stmt, ast.If):
+                jumps = _jumps([stmt])
                 stmt.body = self.block(stmt.body, loop) or [ast.Pass()]
                 stmt.orelse = self.block(stmt.orelse, loop)
                 out.append(stmt)
-                if _jumps([stmt]) and rest:
+                if jumps and rest:
                     flag = loop.skip if loop else self.returned
                     guard = ast.If(test=ast.UnaryOp(ast.Not(), ast.Name(flag, ast.Load())),
                                    body=self.block(rest, loop), orelse=[])
@@ -121,6 +122,9 @@ def lower(func, names):
             body.append(ast.Return(_const(None)))
         return func
     low = _Lowering(names)
+    if ends_in_return and not early_return:
+        func.body = low.block(body[:-1], None) + [body[-1]]
+        return func
     if "return" in _jumps(body):
         low.returned = names.fresh("returned")
         low.result = names.fresh("result")

@@ -132,12 +132,12 @@ class Normalizer:
     def stmt_If(self, stmt):
         test = self.atom(stmt.test)
         self.emit(ast.If(test=test, body=self.block(stmt.body) or [ast.Pass()],
-                         orelse=self.block(stmt.orelse), lineno=stmt.lineno))
+                         orelse=self.block(stmt.orelse), lineno=self.lineno))
 
     def stmt_While(self, stmt):
         if isinstance(stmt.test, ast.Constant):
             self.emit(ast.While(test=stmt.test, body=self.block(stmt.body), orelse=[],
-                                lineno=stmt.lineno))
+                                lineno=self.lineno))
             return
         flag = self.names.fresh("going")
         head = self.block([_assign(flag, stmt.test, stmt)])
@@ -145,7 +145,7 @@ class Normalizer:
         body = self.block(stmt.body)
         recompute = self.block([_assign(flag, copy.deepcopy(stmt.test), stmt)])
         self.emit(ast.While(test=_name(flag), body=body + recompute, orelse=[],
-                            lineno=stmt.lineno))
+                            lineno=self.lineno))
 
     def stmt_For(self, stmt):
         it = stmt.iter
@@ -165,10 +165,10 @@ class Normalizer:
             var, unpack = target.id, []
         else:
             var = self.names.fresh("item")
-            unpack = [ast.Assign(targets=[target], value=_name(var), lineno=stmt.lineno)]
+            unpack = [ast.Assign(targets=[target], value=_name(var), lineno=self.lineno)]
         body = self.block(unpack + stmt.body)
         self.emit(ast.For(target=_name(var, True), iter=iterable, body=body, orelse=[],
-                          lineno=stmt.lineno))
+                          lineno=self.lineno))
 
     def indexed_loop(self, stmt):
         """``for i, x in enumerate(xs)`` / ``for a, b in zip(as_, bs)`` over an index."""
@@ -199,17 +199,17 @@ class Normalizer:
             var, unpack = index.id, []
         else:
             var = self.names.fresh("k")
-            unpack = [ast.Assign(targets=[index], value=_name(var), lineno=stmt.lineno)]
+            unpack = [ast.Assign(targets=[index], value=_name(var), lineno=self.lineno)]
         reads = [ast.Assign(targets=[t], value=ast.Subscript(value=copy.deepcopy(s),
                                                              slice=_name(var), ctx=ast.Load()),
-                            lineno=stmt.lineno) for t, s in pairs]
+                            lineno=self.lineno) for t, s in pairs]
         body = self.block(unpack + reads + stmt.body)
         self.emit(ast.For(target=_name(var, True), iter=_call("range", _name(count)),
-                          body=body, orelse=[], lineno=stmt.lineno))
+                          body=body, orelse=[], lineno=self.lineno))
 
     def stmt_Return(self, stmt):
         value = self.atom(stmt.value) if stmt.value is not None else ast.Constant(None)
-        self.emit(ast.Return(value=value, lineno=stmt.lineno))
+        self.emit(ast.Return(value=value, lineno=self.lineno))
 
     def stmt_Pass(self, stmt):
         pass
@@ -222,7 +222,7 @@ class Normalizer:
 
     def stmt_Assert(self, stmt):
         test = self.atom(stmt.test)
-        self.emit(ast.Assert(test=test, msg=stmt.msg, lineno=stmt.lineno))
+        self.emit(ast.Assert(test=test, msg=stmt.msg, lineno=self.lineno))
 
     def stmt_Raise(self, stmt):
         self.emit(stmt)

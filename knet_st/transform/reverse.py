@@ -985,7 +985,9 @@ def _insert_live_flags(rev, func, params):
         for stmt in stmts:
             if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
                 var = stmt.targets[0].id
-                if var in active and not value_active(stmt.value, active):
+                # A constant start (total = 0.0) costs nothing to differentiate through.
+                if var in active and not value_active(stmt.value, active) and \
+                        not isinstance(stmt.value, ast.Constant):
                     inactive_defs.add(var)
             elif isinstance(stmt, ast.For) and stmt.target.id in active and \
                     not rev.is_active(stmt.iter):
