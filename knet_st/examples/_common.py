@@ -71,7 +71,7 @@ nonnegative_int = _nonnegative_int
 positive_float = _positive_float
 
 
-def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd"):
+def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
     """The options every example has; the example adds its own.
 
     ``--epochs`` defaults to ``epochs`` (0 with ``--load``: evaluate or
@@ -99,9 +99,10 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd"):
     p.add_argument("--seed", type=int, default=1,
                    help="random seed for the weights and the shuffling "
                         "(default 1; -1 for a fresh one)")
-    p.add_argument("--shuffle", action="store_true",
-                   help="a new order of the training minibatches every epoch "
-                        "(the tutorial keeps a fixed order)")
+    if shuffle:
+        p.add_argument("--shuffle", action="store_true",
+                       help="a new order of the training minibatches every epoch "
+                            "(the tutorial keeps a fixed order)")
     p.add_argument("--gpu", action="store_true",
                    help="train on the GPU (needs CuPy and a CUDA device)")
     p.add_argument("--save", metavar="FILE",

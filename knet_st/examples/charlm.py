@@ -169,7 +169,7 @@ def read_text(name):
 # ---------------------------------------------------------------------------
 
 def build_parser(prog=None):
-    p = _common.parser(prog, __doc__, epochs=1, batchsize=128, lr=4.0)
+    p = _common.parser(prog, __doc__, epochs=1, batchsize=128, lr=4.0, shuffle=False)
     p.add_argument("--data", default="hiawatha", metavar="TEXT",
                    help="hiawatha (default), shakespeare, or a UTF-8 text file")
     p.add_argument("--hidden", type=_common.positive_int, nargs="+", default=[256],
