@@ -599,7 +599,7 @@ class Reverse:
             stmt.iter.kt_runtime = "range"
             stmt.target = _name(k, True)
             stmt.body = [read] + stmt.body
-            self.unit.sites[k] = 1
+            self.unit.sites[k] = 2       # bound by a loop: once per iteration
             target = k
         breaks = any(isinstance(s, ast.If) and s.body and isinstance(s.body[0], ast.Break)
                      for s in stmt.body)
@@ -609,6 +609,7 @@ class Reverse:
             return [ast.For(target=stmt.target, iter=stmt.iter, body=body or [ast.Pass()],
                             orelse=[])]
         stmt.kt_form = "count"
+        self.unit.sites[target] = max(self.unit.sites.get(target, 0), 2)
         item = self.names.fresh("item")
         stmt.body.insert(0, ast.Assign(targets=[_name(target, True)], value=_name(item),
                                        lineno=stmt.lineno))
