@@ -635,9 +635,9 @@ class Reverse:
             out.append(ast.Expr(_call(ast.Attribute(value=_name(self.stack_name()),
                                                     attr="append", ctx=ast.Load()),
                                       _name(count))))
+            out[-1].kt_counter = count
         for node in (out[0], increment):
             node.kt_counter = count
-        out[-1].kt_counter = count
         return out
 
     def bwd_For(self, stmt, K, depth):
