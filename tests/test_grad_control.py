@@ -243,6 +243,228 @@ def test_while_counter():
     check_grad(f_while_counter, [rnd(3)])
 
 
+# ------------------------------------------------------------ break / continue
+
+def f_break(x, limit):
+    total = 0.0
+    for i in range(5):
+        total = total + np.sum(x * (i + 1))
+        if total > limit:
+            break
+    return total
+
+
+def f_continue(xs):
+    total = 0.0
+    for x in xs:
+        if np.sum(x) < 0:
+            continue
+        total = total + np.sum(np.sin(x))
+    return total
+
+
+def f_break_continue(x):
+    y = x
+    for i in range(6):
+        if i % 2 == 1:
+            continue
+        y = np.sin(y) + x
+        if np.sum(y) > 4:
+            break
+        y = y * 1.1
+    return np.sum(y)
+
+
+def f_nested_break(w, x):
+    total = 0.0
+    for i in range(3):
+        h = x
+        for j in range(4):
+            h = np.tanh(w @ h)
+            if np.sum(h) < -0.5:
+                break
+        total = total + np.sum(h)
+    return total
+
+
+@pytest.mark.parametrize("limit", [-100.0, 1.0, 100.0])
+def test_break(limit):
+    x = np.array([0.3, 0.4])
+    check_grad(f_break, [x, limit])
+
+
+def test_continue():
+    xs = [np.array([0.5, 0.2]), np.array([-0.5, -0.2]), np.array([1.0, 0.3])]
+    check_grad(f_continue, [xs])
+
+
+@pytest.mark.parametrize("x", [[0.1, 0.2], [1.5, 1.5], [-2.0, 0.1]])
+def test_break_and_continue(x):
+    check_grad(f_break_continue, [np.array(x)])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nested_break(seed):
+    check_grad(f_nested_break, [rnd(2, 2, seed=seed) * 1.5, rnd(2, seed=seed + 5)],
+               wrt=(0, 1))
+
+
+# ------------------------------------------------------------------- returns
+
+def f_return_in_branch(x):
+    if np.sum(x) > 0:
+        return np.sum(x ** 2)
+    y = np.sin(x)
+    return np.sum(y * x)
+
+
+def f_return_in_loop(x):
+    y = x
+    for i in range(5):
+        y = np.sin(y) + 0.5
+        if np.sum(y) > 1.7:
+            return np.sum(y * x)
+    return np.sum(y)
+
+
+def f_return_in_nested_loop(w, x):
+    for i in range(3):
+        for j in range(3):
+            x = np.tanh(w @ x + 0.2)
+            if np.max(x) > 0.9:
+                return np.sum(x) * (i + j)
+    return -np.sum(x)
+
+
+def f_return_in_while(x):
+    y = x
+    n = 0
+    while n < 10:
+        y = y * 1.3
+        n += 1
+        if np.sum(y) > 2:
+            return np.sum(y ** 2) + n
+    return np.sum(y)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_return_in_branch(sign):
+    check_grad(f_return_in_branch, [sign * pos(3)])
+
+
+@pytest.mark.parametrize("x", [[0.9, 0.9], [0.1, 0.1], [-3.0, -3.0], [0.5, 0.2]])
+def test_early_return_in_loop(x):
+    check_grad(f_return_in_loop, [np.array(x)])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_return_in_nested_loop(seed):
+    check_grad(f_return_in_nested_loop, [rnd(2, 2, seed=seed) * 2, rnd(2, seed=seed + 3)],
+               wrt=(0, 1))
+
+
+@pytest.mark.parametrize("x", [[1.0, 1.5], [0.1, 0.1], [-1.0, 0.2]])
+def test_return_in_while(x):
+    check_grad(f_return_in_while, [np.array(x)])
+
+
+
+
+def f_while_true_break(x):
+    y = x
+    while True:
+        y = np.tanh(y) * 1.5
+        if np.sum(y) > 1.0 or np.sum(y) < -1.5:
+            break
+    return np.sum(y ** 2)
+
+
+@pytest.mark.parametrize("x", [[2.0, 1.0], [0.1, 0.2], [-0.4, -0.3]])
+def test_while_true_break(x):
+    check_grad(f_while_true_break, [np.array(x)])
+
+
+
+
+# ------------------------------------------- comprehensions consumed as a whole
+
+def f_sum_comprehension(w):
+    return sum([np.sum(wi ** 2) for wi in w])
+
+
+def f_np_sum_comprehension(w):
+    return np.sum(np.array([np.sum(wi ** 2) for wi in w]))
+
+
+def f_generator_sum(w):
+    return sum(np.sum(wi ** 2) for wi in w)
+
+
+def f_comprehension_stack(xs):
+    return np.sum(np.stack([np.tanh(x) for x in xs]) * np.arange(1.0, 4.0)[:, None])
+
+
+def f_appended_then_stacked(xs):
+    hs = []
+    for x in xs:
+        hs.append(np.tanh(x))
+    return np.sum(np.stack(hs) * np.arange(1.0, 4.0)[:, None])
+
+
+def f_comprehension_filtered(w):
+    parts = [np.sum(np.sin(wi)) for wi in w if wi.shape[0] > 1]
+    return parts[0] * parts[-1]
+
+
+def f_comprehension_filter_on_data(xs):
+    ys = [np.sum(x * x) for x in xs if np.sum(x) > 0]
+    return ys[0] * ys[-1]
+
+
+@pytest.mark.parametrize("f", [f_sum_comprehension, f_np_sum_comprehension, f_generator_sum,
+                               f_comprehension_stack, f_appended_then_stacked],
+                         ids=lambda f: f.__name__)
+def test_comprehension_consumed_whole(f):
+    w = [rnd(2), rnd(2, seed=1), rnd(2, seed=2)]
+    g = check_grad(f, [w])
+    assert all(np.any(gi != 0) for gi in g)
+
+
+def test_comprehension_with_filter():
+    check_grad(f_comprehension_filtered, [[rnd(2), rnd(1, seed=1), rnd(3, seed=2)]])
+    xs = [np.array([0.3, 0.4]), np.array([-0.5, 0.1]), np.array([0.2, 0.2])]
+    g = check_grad(f_comprehension_filter_on_data, [xs])
+    assert np.all(g[1] == 0)
+
+
+# ------------------------------------------------ early returns in and/or code
+
+def f_and_return(x):
+    if np.sum(x) > 0 and np.max(x) < 1:
+        return np.sum(x ** 3)
+    return np.sum(x)
+
+
+def f_or_return(x):
+    if np.sum(x) > 1 or np.min(x) < -1:
+        return np.sum(np.sin(x))
+    return np.sum(x * x)
+
+
+def f_return_reads_param_in_one_branch(x, y):
+    if np.sum(x) > 0:
+        return np.sum(x * y)
+    return np.sum(x)
+
+
+@pytest.mark.parametrize("x", [[0.3, 0.2], [-0.3, -0.2], [0.8, 0.9], [-2.0, 0.5], [2.0, 1.5]])
+def test_early_return_with_and_or(x):
+    x = np.array(x)
+    check_grad(f_and_return, [x])
+    check_grad(f_or_return, [x])
+    check_grad(f_return_reads_param_in_one_branch, [x, rnd(2, seed=3)], wrt=(0, 1))
+
+
 # ----------------------------------------------------------- tutorial MLP loop
 
 def predict(w, x):

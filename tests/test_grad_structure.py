@@ -598,3 +598,88 @@ def test_gradient_does_not_alias_parameter():
 
 def f_vector_sum_identity(x):
     return np.sum(x)
+
+
+# ------------------------------------------ lists read while they are growing
+
+def f_rnn_read_last_while_appending(w, x):
+    hs = [x]
+    for i in range(3):
+        hs.append(np.tanh(w @ hs[-1]))
+    return np.sum(hs[-1])
+
+
+def f_rnn_read_index_while_appending(w, x):
+    hs = [x]
+    for i in range(3):
+        h = np.tanh(w @ hs[i])
+        hs.append(h)
+    return np.sum(hs[-1])
+
+
+def f_rnn_two_back(w, xs):
+    hs = [np.zeros(2), np.zeros(2)]
+    for x in xs:
+        hs.append(np.tanh(w @ hs[-1] + x) + 0.5 * hs[-2])
+    return np.sum(hs[-1] ** 2) + np.sum(hs[2] * hs[3])
+
+
+@pytest.mark.parametrize("wrt", [0, 1, (0, 1)], ids=str)
+def test_list_read_while_appending(wrt):
+    r = np.random.default_rng(21)
+    w, x = r.standard_normal((2, 2)), r.standard_normal(2)
+    check_grad(f_rnn_read_last_while_appending, [w, x], wrt=wrt)
+    check_grad(f_rnn_read_index_while_appending, [w, x], wrt=wrt)
+    xs = [r.standard_normal(2) for _ in range(3)]
+    check_grad(f_rnn_two_back, [w, xs], wrt=wrt)
+
+
+# ---------------------------------------------- Python-float gradients
+
+def f_float_times_constant(p):
+    return p * 2.0
+
+
+def f_float_in_dict(w, x):
+    return np.sum(w['W'] @ x) + w['b'] * 3.0
+
+
+def test_python_float_leaf_gradients():
+    g = check_grad(f_float_times_constant, [0.5])
+    assert isinstance(g, float) and g == pytest.approx(2.0)
+    g = check_grad(f_float_in_dict, [{'W': rnd(2, 2), 'b': 0.5}, rnd(2, seed=1)])
+    assert isinstance(g['b'], float) and g['b'] == pytest.approx(3.0)
+
+
+# ---------------------------------------------- recursion with early returns
+
+def power_early(x, n):
+    if n == 0:
+        return np.ones_like(x)
+    return x * power_early(x, n - 1)
+
+
+def f_power_early(x, n):
+    return np.sum(power_early(x, n))
+
+
+def tree_sum_early(t):
+    if isinstance(t, (list, tuple)):
+        total = 0.0
+        for c in t:
+            total = total + tree_sum_early(c)
+        return total
+    return np.sum(t ** 2)
+
+
+def f_tree_sum_early(t):
+    return tree_sum_early(t)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_recursion_with_early_return(n):
+    x = rnd(3)
+    g = check_grad(f_power_early, [x, n])
+    np.testing.assert_allclose(g, n * x ** (n - 1) if n else 0 * x)
+    r = np.random.default_rng(3)
+    check_grad(f_tree_sum_early, [[r.standard_normal(2), [r.standard_normal(3)]]])
