@@ -84,8 +84,7 @@ def run(quick):
 
     problem = problems.make("mlp", quick)
     w = problem.weights
-    eye = np.eye(10, dtype=np.float32)
-    batches = [(x, np.ascontiguousarray(eye[:, y])) for x, y in problem.batches]
+    batches = [(x, problems.onehot(y, 10)) for x, y in problem.batches]
     data = [batches[i] for i in problem.order]
     rows = [(name, prefix(w, OPS[:k + 1])) for k, (name, _) in enumerate(OPS)]
     rows.append(("+backprop (NumPy by hand)", lambda x, y: hand_grad(w, x, y)))

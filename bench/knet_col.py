@@ -24,7 +24,7 @@ worker reports the column as skipped with the reason.
 import numpy as np
 
 import knet_st as kt
-from bench.problems import Impl, clip_scale
+from bench.problems import Impl, onehot, step_size
 
 
 def versions():
@@ -100,12 +100,6 @@ def mlp_quad_loss(w, x, y):
 # --------------------------------------------------------------------------- column
 
 
-def onehot(labels, classes):
-    y = np.zeros((classes, len(labels)), np.float32)
-    y[labels, np.arange(len(labels))] = 1
-    return y
-
-
 def build(problem):
     """The knet_st implementation of *problem*."""
     name, lr, gclip = problem.name, problem.lr, problem.gclip
@@ -128,7 +122,7 @@ def build(problem):
 
     def step(w, batch):
         dw = lossgradient(w, *batch)
-        scale = clip_scale(sum(float(np.vdot(d, d)) for d in dw), lr, gclip) if gclip else lr
+        scale = step_size(dw, lr, gclip)
         for i in range(len(w)):
             w[i] -= scale * dw[i]
         return w

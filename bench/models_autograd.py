@@ -17,11 +17,10 @@ cell take minutes; the slices are what a user who times it would write.
 from importlib.metadata import version
 
 import autograd.numpy as np
-import numpy
 from autograd import grad
 from autograd.scipy.special import logsumexp
 
-from bench.problems import Impl, clip_scale
+from bench.problems import Impl, onehot, step_size
 
 
 def logp(x, axis=0):
@@ -113,12 +112,6 @@ def mlp_quad_loss(w, x, y):
     return np.sum(a6 * a6)
 
 
-def onehot(labels, classes):
-    y = numpy.zeros((classes, len(labels)), numpy.float32)
-    y[labels, numpy.arange(len(labels))] = 1
-    return y
-
-
 def build(problem):
     """The autograd implementation of *problem*."""
     name, lr, gclip = problem.name, problem.lr, problem.gclip
@@ -130,7 +123,7 @@ def build(problem):
         loss, batches = lenet_loss, [(x, onehot(y, 10)) for x, y in problem.batches]
     elif name == "charlm":
         V, H = problem.sizes["vocab"], problem.sizes["hidden"]
-        state = (numpy.zeros((H, problem.batches[0].shape[1]), numpy.float32),) * 2
+        state = (np.zeros((H, problem.batches[0].shape[1]), np.float32),) * 2
         loss = charlm_loss
         batches = [([onehot(row, V) for row in ids], state) for ids in problem.batches]
     else:
@@ -139,7 +132,7 @@ def build(problem):
 
     def step(w, batch):
         dw = lossgradient(w, *batch)
-        scale = clip_scale(sum(float(numpy.vdot(d, d)) for d in dw), lr, gclip) if gclip else lr
+        scale = step_size(dw, lr, gclip)
         return [wi - scale * di for wi, di in zip(w, dw)]
 
     return Impl(init=lambda: [a.copy() for a in problem.weights], step=step,

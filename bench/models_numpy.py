@@ -21,7 +21,7 @@ finite differences in float64.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bench.problems import Impl, clip_scale
+from bench.problems import Impl, step_size
 
 # --------------------------------------------------------------------------- shared pieces
 
@@ -54,11 +54,6 @@ def sgd(w, grads, lr):
         g *= lr
         p -= g
     return w
-
-
-def sqnorm(grads):
-    """Squared Euclidean norm of a list of arrays."""
-    return float(sum(np.vdot(g, g) for g in grads))
 
 
 def sigmoid_(x):
@@ -317,7 +312,7 @@ def _impl(problem, convert_w, convert_batch, loss, grads):
 
     def step(w, batch):
         g = grads(w, *batch)
-        return sgd(w, g, clip_scale(sqnorm(g), lr, gclip) if gclip else lr)
+        return sgd(w, g, step_size(g, lr, gclip))
 
     return Impl(init=lambda: convert_w(problem.weights),
                 step=step,

@@ -209,7 +209,17 @@ def make(name, quick=False):
     return problem
 
 
-def clip_scale(sqnorm, lr, gclip):
-    """Step size after charlm.jl's gradient clipping: lr * min(1, gclip / |g|)."""
-    gnorm = math.sqrt(sqnorm)
-    return lr * gclip / gnorm if gclip and gnorm > gclip else lr
+def step_size(grads, lr, gclip):
+    """The SGD step size: *lr*, scaled by gclip / |grads| when the gradient norm exceeds
+    *gclip*, as charlm.jl clips (``gclip=0``: no clipping)."""
+    if not gclip:
+        return lr
+    gnorm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    return lr * gclip / gnorm if gnorm > gclip else lr
+
+
+def onehot(labels, classes):
+    """One-hot columns (classes x instances, float32) for integer *labels*."""
+    y = np.zeros((classes, len(labels)), np.float32)
+    y[labels, np.arange(len(labels))] = 1
+    return y

@@ -25,7 +25,7 @@ if REPO not in sys.path:        # bench/ is not part of the installed package
 
 from bench import difftable  # noqa: E402
 from bench import models_numpy as M  # noqa: E402
-from bench.problems import clip_scale  # noqa: E402
+from bench.problems import step_size  # noqa: E402
 
 
 def randn(rng, *shape, scale=1.0):
@@ -113,10 +113,11 @@ def test_difftable_hand_gradient():
     check_gradients(loss, difftable.hand_grad, w, randn(rng, 6, 5), randn(rng, 3, 5))
 
 
-def test_clip_scale():
-    assert clip_scale(4.0, 1.0, 5.0) == 1.0          # |g| = 2 <= 5: unchanged
-    assert clip_scale(100.0, 1.0, 5.0) == pytest.approx(0.5)
-    assert clip_scale(100.0, 0.1, 0.0) == 0.1        # no clipping
+def test_step_size_clips_the_gradient_norm():
+    small, large = [np.array([1.2, 1.6])], [np.array([6.0, 8.0])]     # norms 2 and 10
+    assert step_size(small, 1.0, 5.0) == 1.0
+    assert step_size(large, 1.0, 5.0) == pytest.approx(0.5)
+    assert step_size(large, 0.1, 0.0) == 0.1                          # gclip 0: no clipping
 
 
 # --------------------------------------------------------------------------- layouts
