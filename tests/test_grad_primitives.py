@@ -504,6 +504,42 @@ def f_bool_mask(x):
     return np.sum(x[x > 0] ** 2)
 
 
+def f_none_index(x):
+    return np.sum(np.sin(x[None, :]) * np.arange(3.0)) + np.sum(np.sin(x[:, None]) * 2.0)
+
+
+def f_ellipsis(x):
+    return np.sum(np.sin(x[..., 0]) * np.arange(4.0))
+
+
+def f_fancy_2d(x):
+    return np.sum(np.sin(x[np.arange(2), [0, 2]]) * np.arange(1.0, 3.0))
+
+
+def f_reverse_slice(x):
+    return np.sum(x[::-1] * np.arange(12.0).reshape(4, 3))
+
+
+def f_argmax_index(x):
+    return x[np.argmax(x[:, 0]), 0] * 2
+
+
+def f_variable_index(x):
+    i = 1
+    return np.sum(x[i:i + 2] ** 2) + np.sum(x[i - 1] * 3)
+
+
+def f_diag_loop(x):
+    t = 0.0
+    for i in range(x.shape[1]):
+        t = t + np.sum(x[i, :] * x[i, i])
+    return t
+
+
+def f_outer_product_index(x):
+    return np.sum(x[:, :, None] * x[:, None, :])
+
+
 def f_fancy_array_index(x):
     idx = np.array([3, 1, 1, 0])
     return np.sum(np.sin(x[idx]) * np.arange(4.0)[:, None])
@@ -511,7 +547,9 @@ def f_fancy_array_index(x):
 
 @pytest.mark.parametrize("f", [f_slice, f_col, f_step_slice, f_int_index, f_fancy_repeated,
                                f_negative_index, f_two_int_index, f_several_reads,
-                               f_bool_mask, f_fancy_array_index],
+                               f_bool_mask, f_fancy_array_index, f_none_index, f_ellipsis,
+                               f_fancy_2d, f_reverse_slice, f_argmax_index, f_variable_index,
+                               f_diag_loop, f_outer_product_index],
                          ids=lambda f: f.__name__)
 def test_indexing(f):
     check_grad(f, [away_from_zero(4, 3)])
@@ -621,6 +659,288 @@ def test_misc_primitives():
     check_grad(f_dot_method, [rnd(3, 3), rnd(3, seed=1)], wrt=(0, 1))
     check_grad(f_float_builtin, [rnd(4)])
     check_grad(f_builtin_sum_list, [rnd(4)])
+
+
+# ------------------------------------------------ the rest of the rule registry
+
+W23 = np.arange(1.0, 7.0).reshape(2, 3)
+POS23 = np.array([[0.7, 1.9, 0.6], [1.2, 0.9, 2.2]])
+A23 = np.array([[2.3, -1.7, 0.4], [5.1, 0.2, -3.3]])
+B23 = np.array([[1.1, 0.9, 0.7], [1.3, 0.6, 1.9]])
+Q22 = np.array([[1.0, 0.3], [0.2, 0.8]])
+
+
+def n_arccosh(x):
+    return np.sum(np.arccosh(x + 1.0))
+
+
+def n_arcsinh(x):
+    return np.sum(np.arcsinh(x) * x)
+
+
+def n_arctanh(x):
+    return np.sum(np.arctanh(x * 0.3))
+
+
+def n_arctan2(a, b):
+    return np.sum(np.arctan2(a, b))
+
+
+def n_cbrt(x):
+    return np.sum(np.cbrt(x))
+
+
+def n_cumsum(x):
+    return np.sum(np.cumsum(x, axis=1) * W23)
+
+
+def n_cumsum_flat(x):
+    return np.sum(np.cumsum(x) * np.arange(6.0))
+
+
+def n_cumsum_m(x):
+    return np.sum(x.cumsum(axis=0) * W23)
+
+
+def n_deg(x):
+    return np.sum(np.sin(np.deg2rad(x)) + np.degrees(x) + np.radians(x) + np.rad2deg(x))
+
+
+def n_diag(x):
+    return np.sum(np.diag(x) * np.arange(1.0, 3.0))
+
+
+def n_diag_vec(x):
+    return np.sum(np.diag(x[0]) * W23[:, :1])
+
+
+def n_diagonal(x):
+    return np.sum(np.diagonal(x) ** 2) + np.sum(x.diagonal() * 2)
+
+
+def n_fabs(x):
+    return np.sum(np.fabs(x) * W23)
+
+
+def n_flip(x):
+    return np.sum(np.flip(x, axis=1) * W23) + np.sum(np.fliplr(x) * W23) + \
+        np.sum(np.flipud(x) * W23) + np.sum(np.flip(x) * W23)
+
+
+def n_fmax(a, b):
+    return np.sum(np.fmax(a, b) * W23 + np.fmin(a, b))
+
+
+def n_hypot(a, b):
+    return np.sum(np.hypot(a, b))
+
+
+def n_inner(a, b):
+    return np.inner(a, b)
+
+
+def n_kron(a, b):
+    return np.sum(np.kron(a, b) * np.arange(36.0).reshape(4, 9))
+
+
+def n_moveaxis(x):
+    return np.sum(np.moveaxis(x, 0, -1) * W23.T)
+
+
+def n_pad(x):
+    return np.sum(np.pad(x, 1) * np.arange(20.0).reshape(4, 5))
+
+
+def n_pad2(x):
+    return np.sum(np.pad(x, ((1, 0), (0, 2))) * np.arange(15.0).reshape(3, 5))
+
+
+def n_prod(x):
+    return np.prod(x)
+
+
+def n_prod_axis(x):
+    return np.sum(np.prod(x, axis=0) * np.arange(1.0, 4.0))
+
+
+def n_prod_m(x):
+    return np.sum(x.prod(axis=1))
+
+
+def n_real(x):
+    return np.sum(np.real(x) * W23)
+
+
+def n_remainder(a, b):
+    return np.sum(np.remainder(a, b) * W23)
+
+
+def n_mod(a, b):
+    return np.sum((a % b) * W23)
+
+
+def n_repeat(x):
+    return np.sum(np.repeat(x, 2, axis=1) * np.arange(12.0).reshape(2, 6))
+
+
+def n_repeat_flat(x):
+    return np.sum(np.repeat(x, 2) * np.arange(12.0))
+
+
+def n_repeat_m(x):
+    return np.sum(x.repeat(2, axis=0) * np.arange(12.0).reshape(4, 3))
+
+
+def n_roll(x):
+    return np.sum(np.roll(x, 1, axis=1) * W23) + np.sum(np.roll(x, 2) * W23)
+
+
+def n_rot90(x):
+    return np.sum(np.rot90(x) * W23.T)
+
+
+def n_sinc(x):
+    return np.sum(np.sinc(x) * W23)
+
+
+def n_std(x):
+    return np.std(x) + np.sum(np.std(x, axis=0) * np.arange(1.0, 4.0))
+
+
+def n_std_m(x):
+    return x.std() * 2 + np.sum(x.var(axis=1))
+
+
+def n_var(x):
+    return np.var(x) + np.sum(np.var(x, axis=1, keepdims=True) * W23)
+
+
+def n_var_ddof(x):
+    return np.var(x, ddof=1)
+
+
+def n_take(x):
+    return np.sum(np.take(x, [0, 2, 2], axis=1) * np.arange(6.0).reshape(2, 3))
+
+
+def n_take_flat(x):
+    return np.sum(np.take(x, [5, 0, 5]) * np.arange(3.0))
+
+
+def n_take_m(x):
+    return np.sum(x.take([1, 1], axis=0) * W23)
+
+
+def n_tile(x):
+    return np.sum(np.tile(x, (2, 1)) * np.arange(12.0).reshape(4, 3))
+
+
+def n_tile2(x):
+    return np.sum(np.tile(x, 2) * np.arange(12.0).reshape(2, 6))
+
+
+def n_tril(x):
+    return np.sum(np.tril(x) * W23) + np.sum(np.triu(x, 1) * W23)
+
+
+def n_vdot(a, b):
+    return np.vdot(a, b)
+
+
+def n_det(a):
+    return np.linalg.det(a)
+
+
+def n_inv(a):
+    return np.sum(np.linalg.inv(a) * np.arange(4.0).reshape(2, 2))
+
+
+def n_norm(x):
+    return np.linalg.norm(x)
+
+
+def n_norm_axis(x):
+    return np.sum(np.linalg.norm(x, axis=0) * np.arange(1.0, 4.0))
+
+
+def n_norm_fro(x):
+    return np.linalg.norm(x, 'fro')
+
+
+def n_norm_ord2vec(x):
+    return np.linalg.norm(x[0], 2)
+
+
+def n_nll(x):
+    return kt.nll(x, np.array([0, 2, 1]))
+
+
+def n_nll_noavg(x):
+    return kt.nll(x, np.array([0, 2, 1]), average=False)
+
+
+def n_nll_axis1(x):
+    return kt.nll(x, np.array([0, 2]), axis=1)
+
+
+def n_atleast(x):
+    return np.sum(np.atleast_2d(x[0]) * W23[:1]) + np.sum(np.atleast_1d(np.sum(x)))
+
+
+def n_asarray(x):
+    return np.sum(np.asarray(x) * W23) + np.sum(np.ascontiguousarray(x.T) * W23.T)
+
+
+def n_real_if_close(x):
+    return np.sum(np.real_if_close(x) * W23)
+
+
+def n_sq_m(x):
+    return np.sum(x.squeeze() * W23[0])
+
+
+def R23(seed):
+    return rnd(2, 3, seed=seed)
+
+
+REGISTRY_UNARY = [
+    (n_arccosh, POS23), (n_arcsinh, None), (n_arctanh, None), (n_cbrt, POS23), (n_cumsum, None),
+    (n_cumsum_flat, None), (n_cumsum_m, None), (n_deg, None), (n_fabs, None), (n_flip, None),
+    (n_moveaxis, None), (n_pad, None), (n_pad2, None), (n_prod, None), (n_prod_axis, None),
+    (n_prod_m, None), (n_real, None), (n_repeat, None), (n_repeat_flat, None),
+    (n_repeat_m, None), (n_roll, None), (n_rot90, None), (n_sinc, None), (n_std, None),
+    (n_std_m, None), (n_var, None), (n_var_ddof, None), (n_take, None), (n_take_flat, None),
+    (n_take_m, None), (n_tile, None), (n_tile2, None), (n_tril, None), (n_norm, None),
+    (n_norm_axis, None), (n_norm_fro, None), (n_norm_ord2vec, None), (n_atleast, None),
+    (n_asarray, None), (n_real_if_close, None), (n_nll_axis1, None),
+]
+
+
+@pytest.mark.parametrize("f,x", REGISTRY_UNARY, ids=lambda v: getattr(v, "__name__", ""))
+def test_registry_unary(f, x):
+    check_grad(f, [R23(4) if x is None else x])
+
+
+REGISTRY_BINARY = [(n_arctan2, None, None), (n_fmax, None, None), (n_hypot, None, None),
+                   (n_kron, None, None), (n_remainder, A23, B23), (n_mod, A23, B23),
+                   (n_vdot, None, None)]
+
+
+@pytest.mark.parametrize("f,a,b", REGISTRY_BINARY, ids=lambda v: getattr(v, "__name__", ""))
+def test_registry_binary(f, a, b):
+    check_grad(f, [R23(5) if a is None else a, R23(6) if b is None else b], wrt=(0, 1))
+
+
+def test_registry_square_and_vector():
+    check_grad(n_diag, [rnd(2, 2)])
+    check_grad(n_diag_vec, [rnd(2, 2)])
+    check_grad(n_diagonal, [rnd(3, 3)])
+    check_grad(n_det, [Q22])
+    check_grad(n_inv, [Q22])
+    check_grad(n_sq_m, [rnd(1, 3)])
+    check_grad(n_inner, [rnd(3), rnd(3, seed=1)], wrt=(0, 1))
+    check_grad(n_nll, [rnd(3, 3)])
+    check_grad(n_nll_noavg, [rnd(3, 3)])
 
 
 # ----------------------------------------------------------------------- dtypes
