@@ -1073,3 +1073,52 @@ def test_user_adjoint_is_used_and_checker_catches_wrong_rules():
     check_grad(f_cube, [x])
     with pytest.raises(AssertionError, match="finite differences"):
         check_grad(f_cube_wrong, [x])
+
+
+# ------------------------------------------------------------ convolution, pooling
+
+def f_conv4(w, x):
+    return np.sum(np.sin(kt.conv4(w, x)))
+
+
+def f_conv4_options(w, x):
+    return np.sum(np.sin(kt.conv4(w, x, padding=1, stride=2, mode=1)))
+
+
+def f_pool_max(x):
+    return np.sum(np.sin(kt.pool(x)) * 2.0)
+
+
+def f_pool_avg(x):
+    return np.sum(np.sin(kt.pool(x, window=2, mode="avg")) * 2.0)
+
+
+def f_lenet_ish(w, x):
+    h = kt.pool(kt.relu(kt.conv4(w[0], x) + w[1]))
+    return np.sum(np.tanh(w[2] @ kt.mat(h)))
+
+
+def test_conv4():
+    if not hasattr(kt, "conv4"):
+        pytest.skip("kt.conv4 does not exist")
+    w, x = rnd(2, 1, 2, 2), rnd(2, 1, 4, 4, seed=1)
+    check_grad(f_conv4, [w, x], wrt=(0, 1))
+    check_grad(f_conv4_options, [w, x], wrt=(0, 1))
+
+
+def test_pool():
+    if not hasattr(kt, "pool"):
+        pytest.skip("kt.pool does not exist")
+    x = rnd(1, 2, 4, 4)
+    check_grad(f_pool_max, [x])
+    check_grad(f_pool_avg, [x])
+
+
+def test_small_convnet():
+    if not all(hasattr(kt, n) for n in ("conv4", "pool", "relu", "mat")):
+        pytest.skip("Knet operators missing")
+    r = np.random.default_rng(8)
+    w = [r.standard_normal((2, 1, 2, 2)), r.standard_normal((1, 2, 1, 1)) * 0.1,
+         r.standard_normal((3, 2 * 2 * 2))]
+    x = r.standard_normal((2, 1, 5, 5))
+    check_grad(f_lenet_ish, [w, x], wrt=(0, 1))
