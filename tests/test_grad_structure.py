@@ -683,3 +683,53 @@ def test_recursion_with_early_return(n):
     np.testing.assert_allclose(g, n * x ** (n - 1) if n else 0 * x)
     r = np.random.default_rng(3)
     check_grad(f_tree_sum_early, [[r.standard_normal(2), [r.standard_normal(3)]]])
+
+
+# ------------------------------------------- user names that generated code uses
+
+def f_names_like_generated(saved, dout):
+    stack = saved * 2
+    unbroadcast = np.sin(stack) * dout
+    sum_grad = np.sum(unbroadcast)
+    getitem_grad = [sum_grad, saved]
+    add = getitem_grad[0] + np.sum(getitem_grad[1])
+    return add
+
+
+def f_more_generated_names(x, dx):
+    t1 = x * dx
+    dt1 = t1 + 1
+    count = 0
+    item = np.sum(dt1 ** 2)
+    for k in range(2):
+        count += 1
+        item = item * 1.1
+    seq = [x, x * 2]
+    seqlen = len(seq)
+    position = np.sum(seq[0] * seq[1])
+    return item + count + position * seqlen
+
+
+def test_user_names_do_not_clash_with_generated_ones():
+    check_grad(f_names_like_generated, [rnd(2), rnd(2, seed=1)], wrt=(0, 1))
+    check_grad(f_more_generated_names, [rnd(2), rnd(2, seed=1)], wrt=(0, 1))
+
+
+# ------------------------------------------------ keyword-only and default params
+
+def f_keyword_only(w, x, *, lam=0.5):
+    return np.sum((w @ x) ** 2) + lam * np.sum(w ** 2)
+
+
+def f_positional_default(w, x, lam=0.5):
+    return np.sum((w @ x) ** 2) + lam * np.sum(w ** 2)
+
+
+def test_keyword_only_and_default_parameters():
+    w, x = rnd(2, 2), rnd(2, seed=1)
+    g = kt.grad(f_keyword_only)
+    np.testing.assert_allclose(g(w, x, lam=2.0) - g(w, x), 3.0 * w)
+    g = kt.grad(f_positional_default)
+    np.testing.assert_allclose(g(w, x, 2.0) - g(w, x), 3.0 * w)
+    assert kt.grad(f_keyword_only, wrt=2)(w, x, lam=2.0) == pytest.approx(np.sum(w ** 2))
+    assert kt.grad(f_positional_default, wrt=2)(w, x) == pytest.approx(np.sum(w ** 2))
