@@ -327,3 +327,48 @@ def test_lstm_training_reduces_loss():
         dparam = g(param, copy.deepcopy(state0), sequence)
         param = [p - 0.5 * d for p, d in zip(param, dparam)]
     assert charlm_loss(param, copy.deepcopy(state0), sequence) < before
+
+
+# ------------------------------------- the LSTM with Knet's original signature
+
+def lstm_knet(weight, bias, hidden, cell, input):
+    gates = np.hstack((input, hidden)) @ weight + bias
+    h = hidden.shape[1]
+    forget = sigm_manual(gates[:, :h])
+    ingate = sigm_manual(gates[:, h:2 * h])
+    outgate = sigm_manual(gates[:, 2 * h:3 * h])
+    change = np.tanh(gates[:, 3 * h:])
+    cell = cell * forget + ingate * change
+    hidden = outgate * np.tanh(cell)
+    return hidden, cell
+
+
+def charlm_knet_predict(w, s, x):
+    x = x @ w[-3]
+    for i in range(0, len(s), 2):
+        (s[i], s[i + 1]) = lstm_knet(w[i], w[i + 1], s[i], s[i + 1], x)
+        x = s[i]
+    return x @ w[-2] + w[-1]
+
+
+def charlm_knet_loss(w, s, sequence):
+    total = 0.0
+    count = 0
+    input = sequence[0]
+    for t in range(len(sequence) - 1):
+        ypred = charlm_knet_predict(w, s, input)
+        ynorm = ypred - np.log(np.sum(np.exp(ypred), axis=1, keepdims=True))
+        ygold = sequence[t + 1]
+        total += np.sum(ygold * ynorm)
+        count += ygold.shape[0]
+        input = ygold
+    return -total / count
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_knet_signature(layers):
+    w, s, sequence = charlm_setup(layers, seed=layers + 5)
+    g = check_grad(charlm_knet_loss, [w, s, sequence], wrt=(0, 1))
+    g_ref = kt.grad(charlm_loss, wrt=(0, 1))(w, copy.deepcopy(s), sequence)
+    for a, b in zip(g[0], g_ref[0]):
+        np.testing.assert_allclose(a, b, atol=1e-12)
