@@ -153,6 +153,16 @@ def check_container(x, where):
             *where)
 
 
+def check_not_array(x, where):
+    """Refuses ``x += v`` on an array whose gradient is taken (it would change
+    the array in place); numbers are fine."""
+    if getattr(x, "ndim", 0) > 0:
+        from ..errors import TransformError
+        raise TransformError(
+            "cannot differentiate an in-place operator on an array that carries "
+            "gradients: write 'x = x + v' instead of 'x += v'", *where)
+
+
 def unbroadcast(g, x):
     """Sums ``g`` over the axes along which ``x`` was broadcast to ``g``'s shape."""
     shape = x.shape if hasattr(x, "shape") else ()

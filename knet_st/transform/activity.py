@@ -91,6 +91,9 @@ def analyze(body, params, mutated_args):
                 elif isinstance(target, ast.Subscript):
                     if names_in(stmt.value) & active:
                         mark(target.value.id)
+            elif isinstance(stmt, ast.AugAssign):
+                if names_in(stmt.value) & active:
+                    mark(stmt.target.id)
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 func = call.func

@@ -134,6 +134,8 @@ def _assignment_sites(tree, params):
             weight = 2 if in_loop else 1
             if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
                 sites[stmt.targets[0].id] = sites.get(stmt.targets[0].id, 0) + weight
+            if isinstance(stmt, ast.AugAssign):
+                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + weight
             if isinstance(stmt, ast.For):
                 sites[stmt.target.id] = sites.get(stmt.target.id, 0) + 2
             loop = in_loop or isinstance(stmt, (ast.For, ast.While))

@@ -113,8 +113,11 @@ class Normalizer:
             self.stmt_Assign(ast.Assign(targets=[stmt.target], value=stmt.value))
 
     def stmt_AugAssign(self, stmt):
-        value = ast.BinOp(left=_name(stmt.target.id), op=stmt.op, right=stmt.value)
-        self.assign_name(stmt.target.id, value)
+        # Kept as ``x += v`` (v an atom): on an array it changes the array in
+        # place, which the reverse pass keeps for values without gradients and
+        # refuses for arrays with (see reverse.lower_augmented).
+        self.emit(ast.AugAssign(target=_name(stmt.target.id, True), op=stmt.op,
+                                value=self.atom(stmt.value), lineno=self.lineno))
 
     def stmt_Expr(self, stmt):
         value = stmt.value
@@ -131,8 +134,21 @@ class Normalizer:
 
     def stmt_If(self, stmt):
         test = self.atom(stmt.test)
-        self.emit(ast.If(test=test, body=self.block(stmt.body) or [ast.Pass()],
-                         orelse=self.block(stmt.orelse), lineno=self.lineno))
+        body = self.block(stmt.body) or [ast.Pass()]
+        orelse = self.block(stmt.orelse)
+        self.emit(ast.If(test=self.stable(test, body + orelse), body=body, orelse=orelse,
+                         lineno=self.lineno))
+
+    def stable(self, test, branches):
+        """The test of an ``if`` as a name the branches do not rebind: the
+        backward pass tests it again to replay the same branch."""
+        if isinstance(test, ast.Name) and test.id in {
+                n.id for s in branches for n in ast.walk(s)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
+            copy_ = self.names.fresh("t")
+            self.emit(_assign(copy_, test))
+            return _name(copy_)
+        return test
 
     def stmt_While(self, stmt):
         if isinstance(stmt.test, ast.Constant):
@@ -360,7 +376,7 @@ class Normalizer:
             test = self.atom(expr.test)
             body = self.block([_assign(name, expr.body)])
             orelse = self.block([_assign(name, expr.orelse)])
-            self.emit(ast.If(test=test, body=body, orelse=orelse))
+            self.emit(ast.If(test=self.stable(test, body + orelse), body=body, orelse=orelse))
             return
         first, *rest = expr.values
         self.assign_name(name, first)
@@ -374,7 +390,7 @@ class Normalizer:
             flag = self.names.fresh("t")
             self.emit(_assign(flag, test))
             test = _name(flag)
-        self.emit(ast.If(test=test, body=body, orelse=[]))
+        self.emit(ast.If(test=self.stable(test, body), body=body, orelse=[]))
 
     def comprehension(self, name, expr):
         """``[f(x) for x in xs if c]`` as a loop appending to a new list."""

@@ -434,8 +434,16 @@ class Reverse:
                 self.contrib(stmt.value.id, _name(part), ANY, K)
         return [_assign(d, ast.Subscript(value=grad, slice=ast.Constant(0), ctx=ast.Load()))]
 
+    def fwd_AugAssign(self, stmt, depth):
+        return [stmt]
+
+    def bwd_AugAssign(self, stmt, K, depth):
+        return []
+
     def fwd_Expr(self, stmt, depth):
         call = stmt.value
+        if getattr(call.func, "kt_bound", False):
+            return [stmt]            # a check inserted by the compiler
         func = call.func
         receiver = func.value.id if isinstance(func, ast.Attribute) and \
             isinstance(func.value, ast.Name) else None
@@ -820,17 +828,28 @@ def build(rev, func):
     names = rev.names
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
     _check_aliasing(rev, func, params)
+    _lower_augmented(rev, func)
     _insert_live_flags(rev, func, params)
     rev.unit.sites = _sites(func, params)
     primal = rev.block_fwd(func.body, 0)
     rev.dout = names.fresh("dout")
     K = {}
-    incoming = []
+    incoming, late = [], []
     if not rev.is_top:
+        # The caller passes the adjoint it holds for each argument.  A parameter
+        # that keeps its value throughout starts from it; one that is rebound gets
+        # it added where it held the caller's value: at the end of the sweep.
         for p in rev.active_params:
-            K[rev.adj(p)] = ANY
-            incoming.append(rev.adj(p))
+            if rev.unit.sites.get(p, 1) > 1:
+                name = names.fresh(f"d{p}_in")
+                incoming.append(name)
+                late.append((p, name))
+            else:
+                K[rev.adj(p)] = ANY
+                incoming.append(rev.adj(p))
     adjoint = rev.block_bwd(func.body, K, 0)
+    for p, name in late:
+        adjoint += rev.contrib(p, _name(name), ANY, K)
     _mark_adjoint_loops(adjoint)
     grads = [_name(rev.adj(p)) if K.get(rev.adj(p), ZERO) != ZERO else _none()
              for p in rev.active_params]
@@ -929,6 +948,11 @@ def _check_aliasing(rev, func, params):
     mutated = {v for v in rev.unit.mutated if v in rev.active}
     if not mutated:
         return
+    for p in params:
+        if p in mutated and rev.unit.sites.get(p, 1) > 1:
+            raise rev.error(f"cannot differentiate: the parameter {p!r} is modified in "
+                            "place and also rebound; use another name for the new value",
+                            _mutation_site(func, p) or func)
 
     def refuse(var, node, why):
         raise rev.error(f"cannot differentiate: the list or dict {var!r} is modified "
@@ -960,6 +984,85 @@ def _check_aliasing(rev, func, params):
                     refuse(arg.id, stmt, "also stored inside another list")
         elif isinstance(stmt, ast.For) and stmt.target.id in mutated:
             refuse(stmt.target.id, stmt, "is a loop variable")
+
+
+def _lower_augmented(rev, func):
+    """``x += v`` on a value with a gradient becomes ``t = x + v; x = t``, after a
+    run-time check that ``x`` is no array (an array would change in place, and
+    the backward pass needs its old value); elsewhere it stays as written."""
+
+    private = _private_arrays(rev, func)
+
+    def lower(stmts):
+        out = []
+        for stmt in stmts:
+            for field in ("body", "orelse"):
+                if hasattr(stmt, field):
+                    setattr(stmt, field, lower(getattr(stmt, field)))
+            if isinstance(stmt, ast.AugAssign) and stmt.target.id in rev.active:
+                var = stmt.target.id
+                if var in private:
+                    temp = rev.names.fresh("t")
+                    rev.active.add(temp)
+                    out += [ast.Assign(targets=[_name(temp, True)],
+                                       value=ast.BinOp(left=_name(var), op=stmt.op,
+                                                       right=stmt.value), lineno=stmt.lineno),
+                            ast.Assign(targets=[_name(var, True)], value=_name(temp),
+                                       lineno=stmt.lineno)]
+                    continue
+                where = ast.Tuple(elts=[ast.Constant(rev.source.filename),
+                                        ast.Constant(stmt.lineno),
+                                        ast.Constant(rev.source.line(stmt.lineno))],
+                                  ctx=ast.Load())
+                check = ast.Expr(_call(rev.helper("check_not_array"), _name(var), where))
+                temp = rev.names.fresh("t")
+                compute = ast.Assign(targets=[_name(temp, True)],
+                                     value=ast.BinOp(left=_name(var), op=stmt.op,
+                                                     right=stmt.value), lineno=stmt.lineno)
+                rebind = ast.Assign(targets=[_name(var, True)], value=_name(temp),
+                                    lineno=stmt.lineno)
+                rev.active.add(temp)
+                out += [check, compute, rebind]
+            else:
+                out.append(stmt)
+        return out
+
+    func.body = lower(func.body)
+
+
+def _private_arrays(rev, func):
+    """Variables that only ever hold new values no other name can see (results
+    of arithmetic and of NumPy's element-wise functions and reductions, never
+    copied, stored or passed on): for them ``x += v`` and ``x = x + v`` agree."""
+    import numpy as np
+    from .activity import names_in
+    fresh_calls = (np.ufunc,)
+    defs, escaped = {}, set()
+    for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
+        if isinstance(node, ast.Assign):
+            target, value = node.targets[0], node.value
+            if isinstance(target, ast.Name):
+                ok = isinstance(value, (ast.BinOp, ast.UnaryOp)) or (
+                    isinstance(value, ast.Call) and value.kt_target.kind == "primitive" and
+                    (isinstance(value.kt_target.obj, fresh_calls) or
+                     value.kt_target.obj in (np.sum, np.mean, np.dot, np.matmul)))
+                defs[target.id] = defs.get(target.id, True) and ok
+                if isinstance(value, ast.Name):
+                    escaped.add(value.id)
+            if isinstance(value, (ast.Tuple, ast.List, ast.Dict)) or \
+                    isinstance(target, ast.Subscript):
+                escaped |= names_in(value)
+            if isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local",
+                                                                         "opaque", "dynamic"):
+                escaped |= {a.id for a in value.args if isinstance(a, ast.Name)}
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            escaped |= names_in(node.value)
+        elif isinstance(node, ast.For):
+            defs[node.target.id] = False
+        elif isinstance(node, ast.AugAssign):
+            defs.setdefault(node.target.id, False)
+    params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    return {v for v, ok in defs.items() if ok and v not in escaped and v not in params}
 
 
 def _mutation_site(func, var):
@@ -1022,7 +1125,8 @@ def _insert_live_flags(rev, func, params):
                 stmt.orelse = insert(stmt.orelse)
         return out
 
-    func.body = [flag(p, False) for p in params if p in rev.mixed] + insert(func.body)
+    func.body = [flag(p, p in rev.active_params) for p in params if p in rev.mixed] + \
+        insert(func.body)
 
 
 def _sites(func, params):
