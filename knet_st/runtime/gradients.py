@@ -53,13 +53,23 @@ def dense(g):
     return g.dense() if isinstance(g, IndexGrad) else g
 
 
+def as_container(g):
+    """A container adjoint as a dict: a NumPy function applied to a list (say
+    ``np.sum([a, b])``) gives its adjoint as one array, one row per element."""
+    if g is None or isinstance(g, dict):
+        return g
+    g = dense(g)
+    return {i: g[i] for i in range(len(g))}
+
+
 def add(a, b):
     """The sum of two adjoints of the same value; either may be ``None`` (zero)."""
     if a is None:
         return b
     if b is None:
         return a
-    if isinstance(a, dict):
+    if isinstance(a, dict) or isinstance(b, dict):
+        a, b = as_container(a), as_container(b)
         for key, g in b.items():
             a[key] = add(a.get(key), g)
         return a
@@ -78,7 +88,9 @@ def item(g, key):
     """The adjoint of element ``key`` of a container whose adjoint is ``g``."""
     if g is None:
         return None
-    return g.get(key)
+    if isinstance(g, dict):
+        return g.get(key)
+    return dense(g)[key]
 
 
 def seq(gs):
@@ -99,7 +111,10 @@ def getitem_grad(dx, x, index, dy):
     (``dx`` becomes an :class:`IndexGrad`)."""
     if dy is None:
         return dx
+    if isinstance(dy, IndexGrad):
+        dy = dy.dense()
     if isinstance(x, CONTAINERS):
+        dx = as_container(dx)
         if isinstance(index, slice):
             if dx is None:
                 dx = {}
@@ -133,6 +148,7 @@ def setitem_grad(dx, x, index):
     starts again from zero)."""
     if dx is None:
         return None, None
+    dx = as_container(dx)
     return dx, dx.pop(_key(x, index), None)
 
 
@@ -140,6 +156,7 @@ def append_grad(dx, position):
     """Adjoint of ``x.append(v)`` where ``v`` went to ``position``: ``(dx, dv)``."""
     if dx is None:
         return None, None
+    dx = as_container(dx)
     return dx, dx.pop(position, None)
 
 
@@ -165,7 +182,15 @@ def check_not_array(x, where):
 
 def unbroadcast(g, x):
     """Sums ``g`` over the axes along which ``x`` was broadcast to ``g``'s shape."""
-    shape = x.shape if hasattr(x, "shape") else ()
+    if isinstance(g, (dict, IndexGrad)):
+        if isinstance(g, IndexGrad):
+            g = g.dense()
+        else:
+            from ..errors import TransformError
+            raise TransformError("cannot differentiate '+' or '*' on lists or tuples that "
+                                 "carry gradients (concatenation, repetition): build the "
+                                 "list with append or a display instead")
+    shape = x.shape if hasattr(x, "shape") else np.shape(x)
     gshape = g.shape if hasattr(g, "shape") else ()
     if gshape == shape:
         return g
@@ -176,7 +201,7 @@ def unbroadcast(g, x):
         g = g.sum(axis=axes, keepdims=False)
     if len(shape) > 0:
         g = g.reshape(shape)
-    if not hasattr(x, "shape") and hasattr(g, "shape"):
+    if not hasattr(x, "shape") and hasattr(g, "shape") and not shape:
         return g[()]
     return g
 
@@ -191,8 +216,14 @@ def _expand(g, x, axis, keepdims):
     return g
 
 
+def _arr(x):
+    """A list or tuple argument of a NumPy function, as the array NumPy made of it."""
+    return np.asarray(x) if isinstance(x, SEQUENCES) else x
+
+
 def sum_grad(g, x, axis=None, keepdims=False):
     """Adjoint of ``np.sum(x, axis, keepdims)``: ``g`` spread back over ``x``."""
+    x = _arr(x)
     if not hasattr(x, "shape"):
         return g
     out = np.empty_like(x, dtype=np.result_type(x, g) if hasattr(g, "dtype") else x.dtype)
@@ -210,6 +241,7 @@ def mean_grad(g, x, axis=None, keepdims=False):
 def extremum_grad(g, y, x, axis=None, keepdims=False):
     """Adjoint of ``np.max``/``np.min``: ``g`` goes to the elements equal to the
     extremum, shared equally between ties."""
+    x = _arr(x)
     y = _expand(y, x, axis, keepdims)
     mask = (x == y)
     count = mask.sum(axis=axis, keepdims=True)
@@ -254,13 +286,13 @@ def split_grad(g, xs, axis, stacked):
     a container adjoint with one slice of ``g`` per element of ``xs``."""
     if stacked:
         return {i: np.take(g, i, axis=axis) for i in range(len(xs))}
-    ends = np.cumsum([np.shape(x)[axis] for x in xs])
+    ends = np.cumsum([np.shape(np.atleast_1d(x))[axis] for x in xs])
     parts = np.split(g, ends[:-1], axis=axis)
     return {i: part.reshape(np.shape(x)) for i, (part, x) in enumerate(zip(parts, xs))}
 
 
 def hstack_axis(xs):
-    return 0 if np.ndim(xs[0]) == 1 else 1
+    return 0 if np.ndim(xs[0]) <= 1 else 1
 
 
 def vstack_grad(g, xs):
@@ -300,6 +332,7 @@ def materialize(g, x):
     if isinstance(x, dict):
         return {k: materialize(g.get(k), v) for k, v in x.items()}
     if isinstance(x, SEQUENCES):
+        g = as_container(g)
         return type(x)(materialize(g.get(i), v) for i, v in enumerate(x))
     g = dense(g)
     if type(g) is type(x) and hasattr(x, "dtype") and g.dtype == x.dtype and \
@@ -409,10 +442,36 @@ def pad_grad(g, x, pad_width):
 
 
 def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):
-    """Adjoint of ``np.linalg.norm(x, axis=axis)`` (the 2-norm / Frobenius)."""
-    if ord not in (None, 2, "fro") or (ord == 2 and np.ndim(x) > 1 and axis is None):
-        raise NotImplementedError("knet_st: only the 2-norm/Frobenius norm has a gradient")
+    """Adjoint of ``np.linalg.norm(x, ord, axis)``: the 2-norm (Frobenius for
+    matrices) and the 1-norm of vectors."""
+    vector = np.ndim(x) == 1 or axis is not None and not isinstance(axis, tuple)
+    if ord == 1 and vector:
+        return np.sign(x) * _expand(g, x, axis, keepdims)
+    if ord not in (None, 2, "fro") or (ord == 2 and not vector):
+        from ..errors import TransformError
+        raise TransformError(f"no gradient is defined for np.linalg.norm with ord={ord!r}")
     return x * (_expand(g, x, axis, keepdims) / _expand(y, x, axis, keepdims))
+
+
+def positions(xs):
+    """What a loop over ``xs`` reads by: indices of a sequence, keys of a dict."""
+    if isinstance(xs, dict):
+        return list(xs)
+    return range(seqlen(xs))
+
+
+def element(xs, k):
+    """The loop variable of ``for x in xs`` at position ``k`` (a dict gives its key)."""
+    if isinstance(xs, dict):
+        return k
+    return xs[k]
+
+
+def element_grad(xs, k, g):
+    """Adjoint of :func:`element` into the container adjoint of ``xs``."""
+    if isinstance(xs, dict) or g is None:
+        return None
+    return getitem_grad(None, xs, k, g)
 
 
 def inv_grad(g, y):
@@ -424,3 +483,43 @@ def inv_grad(g, y):
 def det_grad(g, y, a):
     """Adjoint of ``np.linalg.det(a)``: ``g y inv(a)^T``."""
     return (g * y)[..., None, None] * np.swapaxes(np.linalg.inv(a), -1, -2)
+
+
+def astype_grad(g, x, dtype):
+    """Adjoint of ``x.astype(dtype)``: zero through a cast to integers or booleans."""
+    if np.dtype(dtype).kind not in "fc":
+        return np.zeros_like(x)
+    return g.astype(x.dtype, copy=False)
+
+
+def clip_grads(g, a, a_min, a_max):
+    """Adjoints ``(da, da_min, da_max)`` of ``np.clip(a, a_min, a_max)``; a bound may be None."""
+    below = (a < a_min) if a_min is not None else np.zeros(np.shape(a), bool)
+    above = (a > a_max) if a_max is not None else np.zeros(np.shape(a), bool)
+    inside = ~(below | above)
+    return g * inside, g * below, g * above
+
+
+def builtin_sum_grad(g, xs):
+    """Adjoint of the builtin ``sum(xs)``: each element gets ``g``."""
+    if hasattr(xs, "shape"):
+        return np.broadcast_to(g, xs.shape) * np.ones_like(xs)
+    return {i: g for i in range(len(xs))}
+
+
+def inner_grads(g, a, b):
+    """Adjoints ``(da, db)`` of ``np.inner(a, b)`` for 1-D and 2-D operands."""
+    if np.ndim(a) <= 1 and np.ndim(b) <= 1:
+        return g * b, g * a
+    if np.ndim(a) == 2 and np.ndim(b) == 2:
+        return g @ b, g.T @ a
+    if np.ndim(a) == 2:
+        return np.multiply.outer(g, b), a.T @ g
+    return g @ b, np.multiply.outer(g, a)
+
+
+def method_axes(axes):
+    """``x.transpose(1, 0)`` and ``x.transpose((1, 0))`` alike."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        return tuple(axes[0])
+    return axes or None

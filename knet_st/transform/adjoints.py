@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from ..runtime.gradients import (
-    array_grad, cumsum_grad, det_grad, diag_grad, extremum_grad, hstack_axis, inv_grad,
+    astype_grad, builtin_sum_grad, element, element_grad, clip_grads, inner_grads, method_axes, array_grad, cumsum_grad, det_grad, diag_grad, extremum_grad, hstack_axis, inv_grad,
     matmul_grad_a, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
     seq, split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
@@ -113,7 +113,21 @@ def where(dy, y, condition, a, b):
 
 @adjoint(np.clip)
 def clip(dy, y, a, a_min, a_max):
-    da = dy * ((a >= a_min) & (a <= a_max))
+    da = clip_grads(dy, a, a_min, a_max)[0]
+    da_min = unbroadcast(clip_grads(dy, a, a_min, a_max)[1], a_min)
+    da_max = unbroadcast(clip_grads(dy, a, a_min, a_max)[2], a_max)
+
+
+@adjoint(builtins.max)
+def builtin_max(dy, y, a, b):
+    da = dy * (a >= b)
+    db = dy * (a < b)
+
+
+@adjoint(builtins.min)
+def builtin_min(dy, y, a, b):
+    da = dy * (a <= b)
+    db = dy * (a > b)
 
 
 @adjoint(builtins.float)
@@ -228,8 +242,8 @@ def extremum(dy, y, a, axis=None, keepdims=False):
 
 @adjoint(builtins.sum)
 def builtin_sum(dy, y, iterable, start=0):
-    diterable = seq([dy] * len(iterable))
-    dstart = dy
+    diterable = builtin_sum_grad(dy, iterable)
+    dstart = unbroadcast(dy, start)
 
 
 # ---- shapes -------------------------------------------------------------------
@@ -254,7 +268,7 @@ def swapaxes(dy, y, a, axis1, axis2):
     da = np.swapaxes(dy, axis1, axis2)
 
 
-@adjoint(np.copy, np.asarray, np.ascontiguousarray)
+@adjoint(np.copy, np.ascontiguousarray)
 def copy(dy, y, a):
     da = dy
 
@@ -284,9 +298,9 @@ def vstack(dy, y, tup):
     dtup = vstack_grad(dy, tup)
 
 
-@adjoint(np.array)
+@adjoint(np.array, np.asarray)
 def array(dy, y, object, dtype=None):
-    dobject = array_grad(dy, object)
+    dobject = array_grad(astype_grad(dy, y, y.dtype), object)
 
 
 @adjoint(np.trace)
@@ -462,8 +476,14 @@ def pad(dy, y, array, pad_width, mode="constant", **options):
     darray = pad_grad(dy, array, pad_width)
 
 
-@adjoint(np.inner, np.vdot)
+@adjoint(np.inner)
 def inner(dy, y, a, b):
+    da = inner_grads(dy, a, b)[0]
+    db = inner_grads(dy, a, b)[1]
+
+
+@adjoint(np.vdot)
+def vdot(dy, y, a, b):
     da = dy * b
     db = dy * a
 
@@ -494,6 +514,21 @@ def real(dy, y, val):
     dval = dy
 
 
+@adjoint(element)
+def element_rule(dy, y, xs, k):
+    dxs = element_grad(xs, k, dy)
+
+
+def item_method(a, *args):
+    """``a.item()``, as a function."""
+    return a.item(*args)
+
+
+@adjoint(item_method)
+def item_rule(dy, y, a, *args):
+    da = np.ones_like(a) * dy
+
+
 # ---- functions with no gradient ----------------------------------------------
 
 nondifferentiable(
@@ -515,19 +550,19 @@ METHODS = {
     "cumsum": np.cumsum, "repeat": np.repeat, "take": np.take, "diagonal": np.diagonal,
 }
 NONDIFFERENTIABLE_METHODS = {"argmax", "argmin", "argsort", "nonzero", "any", "all",
-                             "tolist", "item_count"}
+                             "keys", "count", "index"}
 NONDIFFERENTIABLE_ATTRIBUTES = {"shape", "dtype", "ndim", "size", "itemsize", "nbytes",
                                 "device"}
 
 
 def transpose_method(a, *axes):
     """``a.transpose(*axes)``, as a function."""
-    return np.transpose(a, axes or None)
+    return np.transpose(a, method_axes(axes))
 
 
 @adjoint(transpose_method)
 def transpose_method_rule(dy, y, a, *axes):
-    da = transpose_grad(dy, axes or None)
+    da = transpose_grad(dy, method_axes(axes))
 
 
 def astype(a, dtype, **options):
@@ -537,10 +572,10 @@ def astype(a, dtype, **options):
 
 @adjoint(astype)
 def astype_rule(dy, y, a, dtype, **options):
-    da = dy.astype(a.dtype)
+    da = astype_grad(dy, a, dtype)
 
 
-METHODS.update({"transpose": transpose_method, "astype": astype})
+METHODS.update({"transpose": transpose_method, "astype": astype, "item": item_method})
 
 
 # ---- Knet's operators ------------------------------------------------------------

@@ -184,7 +184,9 @@ class Compiler:
         with respect to the parameters at positions ``pattern``; generates them
         on first request (a recursive request gets the names at once)."""
         unit = self.unit_for(target)
-        key = (id(unit), pattern)
+        # The top-level function has its own pair: its backward function takes no
+        # incoming adjoints, unlike the one its recursive calls use.
+        key = (id(unit), pattern, caller is None)
         if key in self.jobs:
             fwd, bwd = self.jobs[key]
         else:

@@ -57,10 +57,12 @@ class _CallRewriter(ast.NodeTransformer):
         self.source = source
 
     def visit_Call(self, node):
-        self.generic_visit(node)
-        if isinstance(node.func, ast.Name) and node.func.id in self.free:
-            node.args = node.args + [ast.Name(v, ast.Load()) for v in self.free[node.func.id]]
+        lifted = isinstance(node.func, ast.Name) and node.func.id in self.free
+        if lifted:
             node.func.kt_lifted = True
+        self.generic_visit(node)
+        if lifted:
+            node.args = node.args + [ast.Name(v, ast.Load()) for v in self.free[node.func.id]]
         return node
 
     def visit_Name(self, node):

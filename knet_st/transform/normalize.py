@@ -166,6 +166,42 @@ class Normalizer:
     def stmt_For(self, stmt):
         it = stmt.iter
         target = stmt.target
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) and \
+                it.func.attr in ("items", "values") and not it.args and \
+                isinstance(it.func.value, ast.Name):
+            # for k, v in d.items(): ...  ->  for k in d: v = d[k]; ...
+            mapping = it.func.value
+            if it.func.attr == "items":
+                if not (isinstance(target, ast.Tuple) and len(target.elts) == 2):
+                    raise self.source.error("unpack .items() into two names", stmt)
+                key, value = target.elts
+            else:
+                key, value = _name(self.names.fresh("key"), True), target
+            if not isinstance(key, ast.Name):
+                raise self.source.error("the key of .items() must be a plain name", stmt)
+            read = ast.Assign(targets=[value], value=ast.Subscript(
+                value=_name(mapping.id), slice=_name(key.id), ctx=ast.Load()),
+                lineno=self.lineno)
+            self.stmt_For(ast.For(target=key, iter=_name(mapping.id), body=[read] + stmt.body,
+                                  orelse=[], lineno=self.lineno))
+            return
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and \
+                it.func.id == "reversed" and len(it.args) == 1 and not it.keywords and \
+                not (isinstance(it.args[0], ast.Call) and isinstance(it.args[0].func, ast.Name)
+                     and it.args[0].func.id == "range"):
+            # for x in reversed(xs): ...  ->  for k in reversed(range(seqlen(xs))): x = xs[k]
+            seq = self.atom(it.args[0])
+            index = self.names.fresh("k")
+            count = self.names.fresh("n")
+            self.emit(_assign(count, _call("seqlen", seq)))
+            backwards = _call("reversed", _call("range", _name(count)))
+            read = ast.Assign(targets=[target], value=ast.Subscript(
+                value=copy.deepcopy(seq), slice=_name(index), ctx=ast.Load()),
+                lineno=self.lineno)
+            self.emit(ast.For(target=_name(index, True), iter=backwards,
+                              body=self.block([read] + stmt.body), orelse=[],
+                              lineno=self.lineno))
+            return
         if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and not it.keywords \
                 and it.func.id in ("zip", "enumerate") and it.args \
                 and isinstance(target, ast.Tuple):

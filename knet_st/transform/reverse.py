@@ -28,13 +28,15 @@ from ..runtime import gradients as rt
 from .activity import MUTATING_METHODS, call_operands, names_in
 from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
 from .registry import rule_for
+from .resolve import Target
 
 ZERO, DENSE, ANY = "zero", "dense", "any"
 
 BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
           ast.Pow: "pow", ast.MatMult: "matmul", ast.Mod: "mod"}
 UNARYOPS = {ast.USub: "neg", ast.UAdd: "pos"}
-CONTAINER_GRADS = {"split_grad", "vstack_grad", "array_grad", "seq"}
+CONTAINER_GRADS = {"split_grad", "vstack_grad", "array_grad", "seq", "builtin_sum_grad",
+                   "element_grad"}
 
 
 def _name(id, store=False):
@@ -587,7 +589,7 @@ class Reverse:
     def is_range(self, it):
         if not isinstance(it, ast.Call):
             return False
-        if getattr(it, "kt_runtime", None) == "range":
+        if getattr(it, "kt_runtime", None) in ("range", "positions"):
             return True
         target = getattr(it, "kt_target", None)
         return target is not None and target.obj is range
@@ -595,16 +597,16 @@ class Reverse:
     def fwd_For(self, stmt, depth):
         target = stmt.target.id
         if self.is_active(stmt.iter):
-            # A loop over a sequence that carries gradients reads it by index.
+            # A loop over a sequence that carries gradients reads it by position
+            # (a dict: by key, and the loop variable is the key).
             seq = stmt.iter.id
             k = self.names.fresh("k")
-            read = ast.Assign(targets=[_name(target, True)],
-                              value=ast.Subscript(value=_name(seq), slice=_name(k),
-                                                  ctx=ast.Load()), lineno=stmt.lineno)
-            count = _call(_name("seqlen"), _name(seq))
-            count.kt_runtime = "seqlen"
-            stmt.iter = _call(_name("range"), count)
-            stmt.iter.kt_runtime = "range"
+            read_value = _call(self.helper("element"), _name(seq), _name(k))
+            read_value.kt_target = Target("primitive", rt.element, "element")
+            read = ast.Assign(targets=[_name(target, True)], value=read_value,
+                              lineno=stmt.lineno)
+            stmt.iter = _call(_name("positions"), _name(seq))
+            stmt.iter.kt_runtime = "positions"
             stmt.target = _name(k, True)
             stmt.body = [read] + stmt.body
             self.unit.sites[k] = 2       # bound by a loop: once per iteration
@@ -961,7 +963,9 @@ def _check_aliasing(rev, func, params):
     for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
         if isinstance(stmt, ast.Assign):
             target, value = stmt.targets[0], stmt.value
-            if isinstance(target, ast.Name) and target.id in mutated:
+            fresh_call = isinstance(value, ast.Call) and not value.args and \
+                not value.keywords and value.kt_target.obj in (list, dict)
+            if isinstance(target, ast.Name) and target.id in mutated and not fresh_call:
                 if isinstance(value, ast.Name):
                     refuse(target.id, stmt, f"is also named {value.id!r}")
                 if not isinstance(value, (ast.List, ast.Dict, ast.Tuple)):
