@@ -195,6 +195,13 @@ def unbroadcast(g, x):
     if gshape == shape:
         return g
     extra = len(gshape) - len(shape)
+    if extra < 0 or any(n != 1 and m == 1 for n, m in zip(shape, gshape[extra:])):
+        # g was not broadcast up to x (a total's scalar adjoint): spread it first.
+        g = np.broadcast_to(g, np.broadcast_shapes(gshape, shape))
+        gshape = g.shape
+        if gshape == shape:
+            return g
+        extra = len(gshape) - len(shape)
     axes = tuple(range(extra)) + tuple(
         i + extra for i, n in enumerate(shape) if n == 1 and gshape[i + extra] != 1)
     if axes:

@@ -98,6 +98,13 @@ class Unit:
                 node.kt_target = resolve_call(node, env, local_names,
                                               self.local_functions, source)
         self.sites = _assignment_sites(tree, self.params)
+        self.uses = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self.uses[node.id] = self.uses.get(node.id, 0) + 1
+        self.single_defs = {
+            n.targets[0].id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+            and isinstance(n.targets[0], ast.Name) and self.sites.get(n.targets[0].id) == 1}
         self.appended = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
                          and isinstance(n.func, ast.Attribute) and n.func.attr == "append"
                          and isinstance(n.func.value, ast.Name)}

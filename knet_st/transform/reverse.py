@@ -284,6 +284,9 @@ class Reverse:
         if isinstance(value, ast.Call):
             target = value.kt_target
             keywords = {k.arg: k.value for k in value.keywords}
+            total = self.total_of_elementwise(value)
+            if total is not None:
+                return self.contrib(total, dy, K[self.adj(var)], K)
             if target.kind == "primitive":
                 return self.inline(rule_for(target.obj), value.args, keywords, var, dy, K, stmt)
             if target.kind == "method":
@@ -321,6 +324,31 @@ class Reverse:
                     out += self.contrib(elt.id, part, ANY, K)
             return out
         return []
+
+    def total_of_elementwise(self, value):
+        """For ``s = np.sum(t)`` (all elements) where ``t`` is used only here and
+        comes from ``+ - * / **``: the name ``t``.  Its adjoint can stay the scalar
+        ``ds``: the rules of those operators broadcast it (``unbroadcast`` sums
+        or spreads to each operand's shape), so no array of copies is built."""
+        import numpy as np
+        target = value.kt_target
+        if target.kind == "primitive" and target.obj is np.sum and len(value.args) == 1 \
+                and not value.keywords:
+            operand = value.args[0]
+        elif target.kind == "method" and target.name == "sum" and not value.args \
+                and not value.keywords:
+            operand = value.func.value
+        else:
+            return None
+        if not self.is_active(operand):
+            return None
+        name = operand.id
+        definition = self.unit.single_defs.get(name)
+        if self.unit.uses.get(name) != 1 or not isinstance(definition, ast.BinOp) or \
+                not isinstance(definition.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)) \
+                or name in self.mixed:
+            return None
+        return name
 
     def index_value(self, index):
         """The run-time value of a subscript's index as an expression."""
