@@ -1,7 +1,7 @@
 """The benchmark driver: ``python -m bench`` (and, later, ``knet-st bench``).
 
-It runs each column in a fresh worker process (:mod:`bench.worker`) with the
-same thread settings, collects the measurements and writes the Knet
+It runs each (model, column) cell in a fresh worker process
+(:mod:`bench.worker`) with the same thread settings, collects the measurements and writes the Knet
 tutorial's benchmark table as Markdown (and the raw records as JSON beside
 it), then prints it.  A column whose library is missing or broken is shown
 as skipped, with the reason.
@@ -121,12 +121,13 @@ def collect(args):
         common.append("--quick")
     if args.verbose:
         common.append("--verbose")
-    for column in args.columns:
-        code = run_worker(["--column", column, "--models", ",".join(args.models), *common],
-                          args.threads, on_record)
-        done = {r["model"] for r in results if r["column"] == column}
-        for model in args.models:
-            if model not in done:
+    # Model by model, a fresh process per cell: the cells of a row, which the ratios
+    # compare, run close together in time, so a change in the machine's load
+    # falls on the whole row rather than on the columns that happen to run last.
+    for model in args.models:
+        for column in args.columns:
+            code = run_worker(["--column", column, "--models", model, *common], args.threads, on_record)
+            if not any(r["column"] == column and r["model"] == model for r in results):
                 on_record(dict(column=column, model=model, status="error",
                                reason=f"worker exited with code {code}"))
     if args.diff:
