@@ -19,6 +19,7 @@ from .jumps import lower
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
+from .optimize import propagate_copies
 from .parse import parse_function
 from .resolve import Environment, Target, resolve_call
 from .reverse import Reverse, bound_name, build
@@ -232,6 +233,7 @@ class Compiler:
         rev = Reverse(work, active, params, self, is_top)
         rev.fwd_name, rev.bwd_name = fwd_name, bwd_name
         fwd, bwd = build(rev, tree)
+        propagate_copies(bwd)
         for fn in (fwd, bwd):
             self._bind_globals(fn, work)
         _positional(fwd)
