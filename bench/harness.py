@@ -159,7 +159,7 @@ def machine():
             f"{platform.system()} {platform.release()}")
 
 
-def header(args, versions, load):
+def header(args, versions, load, results=()):
     """The run's conditions, one line each: machine, threads, data, environment, versions, mode."""
     inherited = {k: v for k, v in sorted(os.environ.items())
                  if k.startswith(("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_")) and k not in thread_env(1)}
@@ -168,7 +168,9 @@ def header(args, versions, load):
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"machine: {machine()}",
         "load average (1, 5, 15 min) at start {:.2f} {:.2f} {:.2f}, at end {:.2f} {:.2f} {:.2f}".format(
-            *load, *os.getloadavg()),
+            *load, *os.getloadavg())
+        + "; highest 1-min load as a cell's timing began: {:.2f}".format(
+            max((r["load"] for r in results if "load" in r), default=float("nan"))),
         "threads: " + ", ".join(f"{k}={v}" for k, v in threads.items() if k != "XLA_FLAGS")
         + f", torch.set_num_threads({args.threads}), XLA_FLAGS='{threads['XLA_FLAGS']}'",
         f"data: {args.data or os.environ.get('KNET_ST_DATA') or 'knet_st.datasets default folder'}",
@@ -256,7 +258,7 @@ def main(argv=None):
           f"{args.threads} threads{'; quick' if args.quick else ''}", flush=True)
     load = os.getloadavg()
     results, versions, diff = collect(args)
-    head = header(args, versions, load)
+    head = header(args, versions, load, results)
     report = render(args, head, results, diff)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

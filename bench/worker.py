@@ -61,11 +61,16 @@ def warm_up(impl, problem):
 
 
 def timed_run(impl, problem, repeat=1):
-    """Train from the initial weights through ``problem.order`` (best of *repeat* runs); seconds, steps, losses."""
+    """Train from the initial weights through ``problem.order``, best of *repeat* runs.
+
+    Returns the seconds, the number of steps, the machine's 1-minute load
+    average as the timing began, and the mean loss before and after.
+    """
     def mean_loss(params):
         return sum(impl.loss(params, impl.batches[i]) for i in problem.eval) / len(problem.eval)
 
     batches, step = impl.batches, impl.step
+    load = os.getloadavg()[0]
     best = float("inf")
     for _ in range(repeat):
         params = impl.init()
@@ -75,7 +80,7 @@ def timed_run(impl, problem, repeat=1):
             params = step(params, batches[i])
         impl.sync(params)
         best = min(best, time.perf_counter() - t)
-    return dict(seconds=best, steps=len(problem.order),
+    return dict(seconds=best, steps=len(problem.order), load=load,
                 loss_before=loss_before, loss_after=mean_loss(params))
 
 
