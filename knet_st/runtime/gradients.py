@@ -328,6 +328,11 @@ def zeros_like_tree(x):
     return None
 
 
+def _writeable(a):
+    """NumPy's read-only views (``broadcast_to``) say so; CuPy arrays have no such flag."""
+    return getattr(getattr(a, "flags", None), "writeable", True)
+
+
 def materialize(g, x):
     """The adjoint ``g`` as a gradient with the structure, shapes and dtypes of ``x``.
 
@@ -343,13 +348,13 @@ def materialize(g, x):
         return type(x)(materialize(g.get(i), v) for i, v in enumerate(x))
     g = dense(g)
     if type(g) is type(x) and hasattr(x, "dtype") and g.dtype == x.dtype and \
-            g.shape == x.shape and g.flags.writeable:
+            g.shape == x.shape and _writeable(g):
         return g
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         if np.shape(g) != x.shape:
             g = unbroadcast(g, x) if np.ndim(g) >= x.ndim else np.broadcast_to(g, x.shape)
         xp_array = type(x)
-        if type(g) is not xp_array or g.dtype != x.dtype or not g.flags.writeable:
+        if type(g) is not xp_array or g.dtype != x.dtype or not _writeable(g):
             g = np.array(g, dtype=x.dtype) if xp_array is np.ndarray else \
                 g.astype(x.dtype, copy=True)
         return g

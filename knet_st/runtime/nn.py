@@ -277,7 +277,7 @@ def logsumexp_dx(dy, y, x, axis=None, keepdims=False):
     if not keepdims:
         shape = _keepdims_shape(x.shape, axis)
         y = xp.reshape(y, shape)
-        dy = xp.reshape(xp.asarray(dy), shape) if getattr(dy, "ndim", 0) else dy
+        dy = xp.reshape(dy, shape) if getattr(dy, "ndim", 0) else dy
     return dy * xp.exp(x - y)
 
 
