@@ -70,10 +70,12 @@ class GradFunction:
                             f"differentiated; it returned {type(out).__name__} with shape "
                             f"{np.shape(out)}")
         grads = bwd(saved, 1.0)
-        if len(self.wrt) == 1:
-            grads = (grads,)
-        grads = tuple(materialize(g, args[i]) for g, i in zip(grads, self.wrt))
-        result = grads[0] if self.single else grads
+        if self.single:
+            result = materialize(grads, args[self.wrt[0]])
+        else:
+            if len(self.wrt) == 1:
+                grads = (grads,)
+            result = tuple([materialize(g, args[i]) for g, i in zip(grads, self.wrt)])
         return (out, result) if self.value else result
 
     def __repr__(self):

@@ -339,8 +339,15 @@ def materialize(g, x):
     Sparse container adjoints become lists/tuples/dicts, zeros fill what no
     contribution reached, broadcast views become writable arrays of ``x``'s dtype.
     """
+    kind = type(x)
+    if kind is np.ndarray and type(g) is np.ndarray and g.dtype == x.dtype and \
+            g.shape == x.shape and g.flags.writeable:
+        return g                                   # the common case, first
     if g is None:
         return zeros_like_tree(x)
+    if kind is list or kind is tuple:
+        get = as_container(g).get
+        return kind([materialize(get(i), v) for i, v in enumerate(x)])
     if isinstance(x, dict):
         return {k: materialize(g.get(k), v) for k, v in x.items()}
     if isinstance(x, SEQUENCES):
