@@ -93,13 +93,13 @@ def absolute(dy, y, x):
     dx = dy * np.sign(x)
 
 
-@adjoint(np.maximum)
+@adjoint(np.maximum, np.fmax)
 def maximum(dy, y, a, b):
     da = unbroadcast(dy * (a >= b), a)
     db = unbroadcast(dy * (a < b), b)
 
 
-@adjoint(np.minimum)
+@adjoint(np.minimum, np.fmin)
 def minimum(dy, y, a, b):
     da = unbroadcast(dy * (a <= b), a)
     db = unbroadcast(dy * (a > b), b)
@@ -357,18 +357,6 @@ def hypot(dy, y, a, b):
 @adjoint(np.fabs)
 def fabs(dy, y, x):
     dx = dy * np.sign(x)
-
-
-@adjoint(np.fmax)
-def fmax(dy, y, a, b):
-    da = unbroadcast(dy * (a >= b), a)
-    db = unbroadcast(dy * (a < b), b)
-
-
-@adjoint(np.fmin)
-def fmin(dy, y, a, b):
-    da = unbroadcast(dy * (a <= b), a)
-    db = unbroadcast(dy * (a > b), b)
 
 
 @adjoint(np.deg2rad, np.radians)

@@ -44,21 +44,16 @@ class Names:
         base = re.sub(r"\W", "_", base) or "t"
         if base[0].isdigit():
             base = "t" + base
-        if base[-1].isdigit() or base == "t":
-            if base == "t":
-                n = self.counters.get(base, 0)
-                while True:
-                    n += 1
-                    name = f"t{n}"
-                    if name not in self.taken:
-                        self.counters[base] = n
-                        return self.reserve(name)
-            if base not in self.taken:
-                return self.reserve(base)
-            base = base + "_"
+        if base == "t":                  # temporaries are numbered from t1
+            return self._numbered("t", 0)
         if base not in self.taken:
             return self.reserve(base)
-        n = self.counters.get(base, 1)
+        if base[-1].isdigit():           # w0 taken: w0_2, not w02
+            base += "_"
+        return self._numbered(base, 1)
+
+    def _numbered(self, base, start):
+        n = self.counters.get(base, start)
         while True:
             n += 1
             name = f"{base}{n}"
