@@ -1,8 +1,10 @@
-"""What the examples share that is not the model: options, the progress bar,
-the per-epoch report, the device, checkpoints, plots and error messages.
+"""What the examples share that is not the model: options, the loop over
+epochs (progress bar, per-epoch report, timing), accuracy, the device,
+checkpoints, plots and error messages.
 
-The model code of each example (``predict``, ``loss``, the training loop)
-stays in the example's own module, where it reads like the Knet tutorial.
+The model code of each example (``predict``, ``loss``, the ``train`` pass
+over the minibatches) stays in the example's own module, where it reads
+like the Knet tutorial.
 """
 
 import argparse
@@ -36,27 +38,24 @@ EXPECTED = (ExampleError, DatasetError, kt.TransformError, CheckpointError, OSEr
 # options
 # ---------------------------------------------------------------------------
 
-def _positive_int(text):
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+def _int_option(minimum, wanted):
+    """An argparse ``type``: an integer of at least ``minimum``."""
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{wanted}, got {n}")
+        return n
+    return parse
 
 
-def _nonnegative_int(text):
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
-    return n
+positive_int = _int_option(1, "must be at least 1")
+nonnegative_int = _int_option(0, "must be 0 or more")
 
 
-def _positive_float(text):
+def positive_float(text):
     try:
         v = float(text)
     except ValueError:
@@ -64,11 +63,6 @@ def _positive_float(text):
     if not v > 0 or math.isinf(v):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return v
-
-
-positive_int = _positive_int
-nonnegative_int = _nonnegative_int
-positive_float = _positive_float
 
 
 def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
@@ -81,17 +75,17 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
     summary = doc.strip().splitlines()[0]
     p = argparse.ArgumentParser(prog=prog, description=summary)
     p.set_defaults(default_epochs=epochs, default_lr=lr)
-    p.add_argument("--epochs", type=_nonnegative_int, default=None,
+    p.add_argument("--epochs", type=nonnegative_int, default=None,
                    help=f"passes over the training data (default {epochs}; "
                         f"0 with --load)")
     if batchsize is None:
-        p.add_argument("--batchsize", type=_positive_int, default=None,
+        p.add_argument("--batchsize", type=positive_int, default=None,
                        help="instances per minibatch (default: the whole "
                             "training set, one step per epoch)")
     else:
-        p.add_argument("--batchsize", type=_positive_int, default=batchsize,
+        p.add_argument("--batchsize", type=positive_int, default=batchsize,
                        help=f"instances per minibatch (default {batchsize})")
-    p.add_argument("--lr", type=_positive_float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help=f"learning rate (default {lr} for sgd, else the "
                         f"optimizer's own default)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=optimizer,
@@ -112,7 +106,7 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
     p.add_argument("--plot", metavar="FILE",
                    help="plot the training curves to FILE (e.g. out.png; "
                         "needs matplotlib)")
-    p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--steps", type=positive_int, default=None, metavar="N",
                    help="train on at most N minibatches per epoch (quick runs)")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr: auto (only when stdout is a "
@@ -297,6 +291,53 @@ def done(what, seconds):
 
 
 # ---------------------------------------------------------------------------
+# training: the epoch loop around an example's own train, and evaluation
+# ---------------------------------------------------------------------------
+
+def check_batches(dtrn, batchsize, ninstances, what):
+    """Refuses a ``--batchsize`` that leaves no training minibatch."""
+    if len(dtrn) == 0:
+        raise ExampleError(f"--batchsize {batchsize} is larger than the "
+                           f"{ninstances} training {what}")
+
+
+def train_epochs(name, args, dtrn, train, evaluate, progress=True):
+    """The tutorial's ``for epoch = 1:n; train(...); report(epoch); end``
+    with the progress bar, ``--steps`` and the training time.
+
+    ``train(data, progress)`` is one pass over ``data`` (the first
+    ``--steps`` minibatches of ``dtrn``) that gives each step's loss to
+    ``progress.update``; ``evaluate()`` is what to report before the first
+    epoch and after each, e.g. ``("trn", 0.9005, "tst", 0.9048)``.  Returns
+    the reported tuples and the per-step losses.
+    """
+    history = [report("epoch", 0, *evaluate())]
+    losses, seconds = [], 0.0
+    enabled = progress and progress_enabled(args.progress)
+    for epoch in range(1, args.epochs + 1):
+        bar = Progress(nbatches(dtrn, args.steps), f"epoch {epoch}", enabled)
+        t0 = time.perf_counter()
+        train(limited(dtrn, args.steps), bar)
+        losses += bar.losses        # (waits for the GPU)
+        seconds += time.perf_counter() - t0
+        bar.close()
+        history.append(report("epoch", epoch, *evaluate()))
+    if args.epochs:
+        done(f"{name}: {args.epochs} epochs", seconds)
+    return history, losses
+
+
+def accuracy(predict, w, data):
+    """The fraction of instances of ``data``, (x, labels) minibatches, that
+    ``predict(w, x)`` classifies correctly, as the tutorial's."""
+    ncorrect = ninstance = 0
+    for x, ygold in data:
+        ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
+        ninstance += len(ygold)
+    return ncorrect / ninstance
+
+
+# ---------------------------------------------------------------------------
 # checkpoints
 # ---------------------------------------------------------------------------
 
@@ -328,6 +369,19 @@ def require_matplotlib():
                            "pip install matplotlib (or pip install "
                            "'knet_st[plot]')") from None
     return matplotlib
+
+
+def curves(history):
+    """The values of the reported tuples by name, for :func:`plot`:
+    ``{"trn": (epochs, values), "tst": (epochs, values)}``."""
+    epochs = [h[1] for h in history]
+    return {history[0][i]: (epochs, [h[i + 1] for h in history])
+            for i in range(2, len(history[0]), 2)}
+
+
+def step_curve(losses):
+    """The per-step training losses, for :func:`plot`."""
+    return {"trn": (list(range(1, len(losses) + 1)), losses)}
 
 
 def plot(path, title, panels):

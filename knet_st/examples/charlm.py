@@ -274,7 +274,7 @@ def run(args):
         print(generated)
     if args.plot and losses:
         panels = [("loss (nats per character)", "subsequence",
-                   {"trn": (list(range(1, len(losses) + 1)), losses)})]
+                   _common.step_curve(losses))]
         epochs = [h[1] for h in history if "dev" in h]
         if epochs:
             panels.append(("loss (nats per character)", "epoch",

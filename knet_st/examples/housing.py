@@ -18,8 +18,6 @@ The Julia of the tutorial, and its Python here::
     lossgradient = grad(loss)                           lossgradient = kt.grad(loss)
 """
 
-import time
-
 import numpy as np
 
 import knet_st as kt
@@ -84,44 +82,23 @@ def run(args):
     w, xtrn, ytrn, xtst, ytst = atype([w, xtrn, ytrn, xtst, ytst])
     batchsize = args.batchsize or xtrn.shape[1]
     dtrn = kt.minibatch(xtrn, ytrn, batchsize, shuffle=args.shuffle)
-    if len(dtrn) == 0:
-        raise _common.ExampleError(f"--batchsize {batchsize} is larger than the "
-                                   f"{xtrn.shape[1]} training instances")
+    _common.check_batches(dtrn, batchsize, xtrn.shape[1], "instances")
     opts = _common.make_optimizers(w, args)
 
-    history, losses = [], []
-
-    def evaluate(epoch):
+    def evaluate():
         if xtst is None:
-            history.append(_common.report("epoch", epoch, "loss", loss(w, xtrn, ytrn)))
-        else:
-            history.append(_common.report("epoch", epoch, "trn", loss(w, xtrn, ytrn),
-                                          "tst", loss(w, xtst, ytst)))
+            return "loss", loss(w, xtrn, ytrn)
+        return "trn", loss(w, xtrn, ytrn), "tst", loss(w, xtst, ytst)
 
-    evaluate(0)
-    seconds = 0.0
-    enabled = _common.progress_enabled(args.progress) and len(dtrn) > 1
-    for epoch in range(1, args.epochs + 1):
-        bar = _common.Progress(_common.nbatches(dtrn, args.steps), f"epoch {epoch}", enabled)
-        t0 = time.perf_counter()
-        train(w, _common.limited(dtrn, args.steps), opts, bar)
-        losses += bar.losses        # (waits for the GPU)
-        seconds += time.perf_counter() - t0
-        bar.close()
-        evaluate(epoch)
-    if args.epochs:
-        _common.done(f"housing: {args.epochs} epochs", seconds)
+    # no progress bar for a single (full) batch per epoch
+    history, losses = _common.train_epochs(
+        "housing", args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate,
+        progress=len(dtrn) > 1)
     if args.save:
         _common.save(args.save, "housing", w)
     if args.plot:
-        epochs = [h[1] for h in history]
-        if xtst is None:
-            series = {"loss": (epochs, [h[3] for h in history])}
-        else:
-            series = {"trn": (epochs, [h[3] for h in history]),
-                      "tst": (epochs, [h[5] for h in history])}
         _common.plot(args.plot, "housing: linear regression",
-                     [("quadratic loss", "epoch", series)])
+                     [("quadratic loss", "epoch", _common.curves(history))])
     return {"history": history, "losses": losses, "w": w}
 
 

@@ -22,8 +22,6 @@ The tutorial's Julia::
     end
 """
 
-import time
-
 import knet_st as kt
 from knet_st.examples import _common
 
@@ -56,11 +54,7 @@ def train(w, data, opts, progress=None):
 
 def accuracy(w, data):
     """The fraction of instances classified correctly, as the tutorial's."""
-    ncorrect = ninstance = 0
-    for x, ygold in data:
-        ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
-        ninstance += len(ygold)
-    return ncorrect / ninstance
+    return _common.accuracy(predict, w, data)
 
 
 def init_weights():
@@ -101,45 +95,24 @@ def run(args):
 
     # NCHW: the instances are axis 0
     dtrn = kt.minibatch(xtrn, ytrn, args.batchsize, shuffle=args.shuffle, axis=0)
-    if len(dtrn) == 0:
-        raise _common.ExampleError(f"--batchsize {args.batchsize} is larger than "
-                                   f"the {xtrn.shape[0]} training images")
+    _common.check_batches(dtrn, args.batchsize, xtrn.shape[0], "images")
     etrn = kt.minibatch(xtrn, ytrn, 500, partial=True, axis=0)
     etst = kt.minibatch(xtst, ytst, 500, partial=True, axis=0)
     opts = _common.make_optimizers(w, args)
 
-    history, losses = [], []
+    def evaluate():
+        if args.trn_accuracy:
+            return "trn", accuracy(w, etrn), "tst", accuracy(w, etst)
+        return "tst", accuracy(w, etst)
 
-    def evaluate(epoch):
-        trn = accuracy(w, etrn) if args.trn_accuracy else None
-        tst = accuracy(w, etst)
-        if trn is None:
-            history.append(_common.report("epoch", epoch, "tst", tst))
-        else:
-            history.append(_common.report("epoch", epoch, "trn", trn, "tst", tst))
-
-    evaluate(0)
-    seconds = 0.0
-    enabled = _common.progress_enabled(args.progress)
-    for epoch in range(1, args.epochs + 1):
-        bar = _common.Progress(_common.nbatches(dtrn, args.steps), f"epoch {epoch}", enabled)
-        t0 = time.perf_counter()
-        train(w, _common.limited(dtrn, args.steps), opts, bar)
-        losses += bar.losses        # (waits for the GPU)
-        seconds += time.perf_counter() - t0
-        bar.close()
-        evaluate(epoch)
-    if args.epochs:
-        _common.done(f"lenet: {args.epochs} epochs", seconds)
+    history, losses = _common.train_epochs(
+        "lenet", args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate)
     if args.save:
         _common.save(args.save, "lenet", w)
     if args.plot:
-        epochs = [h[1] for h in history]
-        series = {name: (epochs, [h[h.index(name) + 1] for h in history])
-                  for name in ("trn", "tst") if name in history[0]}
         _common.plot(args.plot, "lenet", [
-            ("accuracy", "epoch", series),
-            ("loss", "step", {"trn": (list(range(1, len(losses) + 1)), losses)})])
+            ("accuracy", "epoch", _common.curves(history)),
+            ("loss", "step", _common.step_curve(losses))])
     return {"history": history, "losses": losses, "w": w}
 
 

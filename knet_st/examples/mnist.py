@@ -19,8 +19,6 @@ tutorial's ``max(0, x)``) in front of it.  One ``predict`` serves both: with
 only two weights its loop does nothing.
 """
 
-import time
-
 import knet_st as kt
 from knet_st.examples import _common
 
@@ -52,11 +50,7 @@ def train(w, data, opts, progress=None):
 
 def accuracy(w, data):
     """The fraction of instances classified correctly, as the tutorial's."""
-    ncorrect = ninstance = 0
-    for x, ygold in data:
-        ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
-        ninstance += len(ygold)
-    return ncorrect / ninstance
+    return _common.accuracy(predict, w, data)
 
 
 def init_weights(sizes):
@@ -114,9 +108,7 @@ def run(args):
     w, xtrn, ytrn, xtst, ytst = atype([w, xtrn, ytrn, xtst, ytst])
 
     dtrn = kt.minibatch(xtrn, ytrn, args.batchsize, shuffle=args.shuffle)
-    if len(dtrn) == 0:
-        raise _common.ExampleError(f"--batchsize {args.batchsize} is larger than "
-                                   f"the {xtrn.shape[1]} training images")
+    _common.check_batches(dtrn, args.batchsize, xtrn.shape[1], "images")
     # evaluation in larger batches, every instance counted
     etrn = kt.minibatch(xtrn, ytrn, 1000, partial=True)
     etst = kt.minibatch(xtst, ytst, 1000, partial=True)
@@ -124,33 +116,17 @@ def run(args):
     name = "mnist " + (args.model if args.model == "softmax" else
                        "mlp " + "x".join(map(str, layer_sizes(w)[1:-1])))
 
-    history, losses = [], []
+    def evaluate():
+        return "trn", accuracy(w, etrn), "tst", accuracy(w, etst)
 
-    def evaluate(epoch):
-        history.append(_common.report("epoch", epoch, "trn", accuracy(w, etrn),
-                                      "tst", accuracy(w, etst)))
-
-    evaluate(0)
-    seconds = 0.0
-    enabled = _common.progress_enabled(args.progress)
-    for epoch in range(1, args.epochs + 1):
-        bar = _common.Progress(_common.nbatches(dtrn, args.steps), f"epoch {epoch}", enabled)
-        t0 = time.perf_counter()
-        train(w, _common.limited(dtrn, args.steps), opts, bar)
-        losses += bar.losses        # (waits for the GPU)
-        seconds += time.perf_counter() - t0
-        bar.close()
-        evaluate(epoch)
-    if args.epochs:
-        _common.done(f"{name}: {args.epochs} epochs", seconds)
+    history, losses = _common.train_epochs(
+        name, args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate)
     if args.save:
         _common.save(args.save, "mnist", w, model=args.model)
     if args.plot:
-        epochs = [h[1] for h in history]
         _common.plot(args.plot, name, [
-            ("accuracy", "epoch", {"trn": (epochs, [h[3] for h in history]),
-                                   "tst": (epochs, [h[5] for h in history])}),
-            ("loss", "step", {"trn": (list(range(1, len(losses) + 1)), losses)})])
+            ("accuracy", "epoch", _common.curves(history)),
+            ("loss", "step", _common.step_curve(losses))])
     return {"history": history, "losses": losses, "w": w}
 
 
