@@ -110,6 +110,23 @@ def check_structure(g, x, where="grad"):
 
 # --------------------------------------------------------- finite differences
 
+def numgrad(f, x, eps=EPS):
+    """Central finite differences of the scalar ``f()`` w.r.t. the array
+    ``x``, element by element (``x`` is modified in place, then restored)."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        k = it.multi_index
+        old = x[k]
+        x[k] = old + eps
+        fp = f()
+        x[k] = old - eps
+        fm = f()
+        x[k] = old
+        g[k] = (fp - fm) / (2 * eps)
+    return g
+
+
 def _call(f, args):
     out = f(*copy.deepcopy(args))
     out = np.asarray(out)

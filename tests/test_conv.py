@@ -5,22 +5,7 @@ import pytest
 
 from knet_st.runtime.conv import (conv4, conv4_dw, conv4_dx, conv_out_shape, pool,
                                   pool_dx, pool_out_shape)
-
-
-def numgrad(f, x, eps=1e-6):
-    """Central finite differences of the scalar f() w.r.t. x (modified in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        k = it.multi_index
-        old = x[k]
-        x[k] = old + eps
-        fp = f()
-        x[k] = old - eps
-        fm = f()
-        x[k] = old
-        g[k] = (fp - fm) / (2 * eps)
-    return g
+from gradcheck import numgrad
 
 
 def direct_conv(w, x, padding, stride, mode):
@@ -245,26 +230,10 @@ def test_pool_avg_padding_counting():
 
 # ------------------------------------------------------------------- GPU
 
-def _cupy_or_skip():
-    """CuPy and a usable CUDA device, else skip; with KNET_ST_REQUIRE_GPU=1
-    (set by tests/gpu/check.sh) a missing GPU fails instead of skipping."""
-    import os
-    from knet_st.runtime import backend
-    if os.environ.get("KNET_ST_REQUIRE_GPU") == "1":
-        import cupy
-        assert backend.gpu(), "KNET_ST_REQUIRE_GPU=1 but: %s" % backend._gpu_reason
-        return cupy
-    cp = pytest.importorskip("cupy")
-    if not backend.gpu():
-        pytest.skip("no usable CUDA device")
-    return cp
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("xs,ws,padding,stride", CONV_CASES)
 @pytest.mark.parametrize("mode", [0, 1])
-def test_conv4_gpu_matches_cpu(xs, ws, padding, stride, mode):
-    cp = _cupy_or_skip()
+def test_conv4_gpu_matches_cpu(xs, ws, padding, stride, mode, cp):
     rng = np.random.default_rng(8)
     x = rng.standard_normal(xs)
     w = rng.standard_normal(ws)
@@ -282,8 +251,7 @@ def test_conv4_gpu_matches_cpu(xs, ws, padding, stride, mode):
 @pytest.mark.gpu
 @pytest.mark.parametrize("xs,window,padding,stride", POOL_CASES)
 @pytest.mark.parametrize("mode", ["max", "avg", "avg_nopad"])
-def test_pool_gpu_matches_cpu(xs, window, padding, stride, mode):
-    cp = _cupy_or_skip()
+def test_pool_gpu_matches_cpu(xs, window, padding, stride, mode, cp):
     rng = np.random.default_rng(9)
     x = rng.standard_normal(xs)
     x[..., :2, :2] = 0          # some ties

@@ -5,21 +5,7 @@ import pytest
 
 from knet_st.runtime import kernels as K
 from knet_st.runtime.kernels import fused
-
-
-def numgrad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        k = it.multi_index
-        old = x[k]
-        x[k] = old + eps
-        fp = f()
-        x[k] = old - eps
-        fm = f()
-        x[k] = old
-        g[k] = (fp - fm) / (2 * eps)
-    return g
+from gradcheck import numgrad
 
 
 RNG = np.random.default_rng(11)
@@ -136,25 +122,9 @@ def test_logsumexp_reference_no_overflow():
 
 # ------------------------------------------------------------------- GPU
 
-def _cupy_or_skip():
-    """CuPy and a usable CUDA device, else skip; with KNET_ST_REQUIRE_GPU=1
-    (set by tests/gpu/check.sh) a missing GPU fails instead of skipping."""
-    import os
-    from knet_st.runtime import backend
-    if os.environ.get("KNET_ST_REQUIRE_GPU") == "1":
-        import cupy
-        assert backend.gpu(), "KNET_ST_REQUIRE_GPU=1 but: %s" % backend._gpu_reason
-        return cupy
-    cp = pytest.importorskip("cupy")
-    if not backend.gpu():
-        pytest.skip("no usable CUDA device")
-    return cp
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-6)])
-def test_elementwise_kernels_gpu(dtype, rtol):
-    cp = _cupy_or_skip()
+def test_elementwise_kernels_gpu(dtype, rtol, cp):
     x = (RNG.standard_normal((33, 17)) * 4).astype(dtype)
     x[0, :3] = [-200, 0, 200]
     dy = RNG.standard_normal((33, 17)).astype(dtype)
@@ -171,8 +141,7 @@ def test_elementwise_kernels_gpu(dtype, rtol):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-def test_lstm_kernels_gpu(dtype, rtol):
-    cp = _cupy_or_skip()
+def test_lstm_kernels_gpu(dtype, rtol, cp):
     H, B = 7, 5
     gates = RNG.standard_normal((4 * H, B)).astype(dtype)
     c_prev = RNG.standard_normal((H, B)).astype(dtype)
@@ -195,8 +164,7 @@ def test_lstm_kernels_gpu(dtype, rtol):
 @pytest.mark.parametrize("shape,axis", [((10, 300), 0), ((300, 10), 1), ((4, 5, 6), 1),
                                         ((7,), 0), ((3, 4), None)])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-def test_logsumexp_logp_kernels_gpu(shape, axis, dtype, rtol):
-    cp = _cupy_or_skip()
+def test_logsumexp_logp_kernels_gpu(shape, axis, dtype, rtol, cp):
     x = (RNG.standard_normal(shape) * 10).astype(dtype)
     xg = cp.asarray(x)
     for keepdims in (False, True):

@@ -178,24 +178,8 @@ def test_pool_stats_and_set_pool_without_gpu(monkeypatch):
 
 # ------------------------------------------------------------------- GPU
 
-def _cupy_or_skip():
-    """CuPy and a usable CUDA device, else skip; with KNET_ST_REQUIRE_GPU=1
-    (set by tests/gpu/check.sh) a missing GPU fails instead of skipping."""
-    import os
-    from knet_st.runtime import backend
-    if os.environ.get("KNET_ST_REQUIRE_GPU") == "1":
-        import cupy
-        assert backend.gpu(), "KNET_ST_REQUIRE_GPU=1 but: %s" % backend._gpu_reason
-        return cupy
-    cp = pytest.importorskip("cupy")
-    if not backend.gpu():
-        pytest.skip("no usable CUDA device")
-    return cp
-
-
 @pytest.mark.gpu
-def test_knet_pool_with_cupy_steady_loop():
-    cp = _cupy_or_skip()
+def test_knet_pool_with_cupy_steady_loop(cp):
     old = memory.set_pool("knet")
     try:
         import numpy as np
@@ -222,8 +206,7 @@ def test_knet_pool_with_cupy_steady_loop():
 
 
 @pytest.mark.gpu
-def test_knet_pool_oom_flush_on_gpu():
-    cp = _cupy_or_skip()
+def test_knet_pool_oom_flush_on_gpu(cp):
     # 512-byte classes at every size, so that the sizes below are exact
     old = memory.set_pool("knet", pow2_threshold=1 << 50)
     try:

@@ -6,22 +6,7 @@ import numpy as np
 import pytest
 
 from knet_st.runtime import nn
-
-
-def numgrad(f, x, eps=1e-6):
-    """Central finite differences of the scalar f() w.r.t. x (modified in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        k = it.multi_index
-        old = x[k]
-        x[k] = old + eps
-        fp = f()
-        x[k] = old - eps
-        fm = f()
-        x[k] = old
-        g[k] = (fp - fm) / (2 * eps)
-    return g
+from gradcheck import numgrad
 
 
 RNG = np.random.default_rng(0)
@@ -241,24 +226,8 @@ def test_dropout_statistics_and_seed():
 
 # ------------------------------------------------------------------- GPU
 
-def _cupy_or_skip():
-    """CuPy and a usable CUDA device, else skip; with KNET_ST_REQUIRE_GPU=1
-    (set by tests/gpu/check.sh) a missing GPU fails instead of skipping."""
-    import os
-    from knet_st.runtime import backend
-    if os.environ.get("KNET_ST_REQUIRE_GPU") == "1":
-        import cupy
-        assert backend.gpu(), "KNET_ST_REQUIRE_GPU=1 but: %s" % backend._gpu_reason
-        return cupy
-    cp = pytest.importorskip("cupy")
-    if not backend.gpu():
-        pytest.skip("no usable CUDA device")
-    return cp
-
-
 @pytest.mark.gpu
-def test_nn_gpu_matches_cpu():
-    cp = _cupy_or_skip()
+def test_nn_gpu_matches_cpu(cp):
     scores = RNG.standard_normal((10, 64))
     labels = RNG.integers(0, 10, 64)
     sg, lg = cp.asarray(scores), cp.asarray(labels)
@@ -277,8 +246,7 @@ def test_nn_gpu_matches_cpu():
 
 
 @pytest.mark.gpu
-def test_dropout_gpu():
-    cp = _cupy_or_skip()
+def test_dropout_gpu(cp):
     x = cp.ones((1000, 100), dtype=cp.float32)
     with nn.training():
         y = nn.dropout(x, 0.5)
