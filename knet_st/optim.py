@@ -60,8 +60,9 @@ def _is_float_array(x):
 class Optimizer:
     """Base class: the state and the update rule of one parameter array.
 
-    Subclasses implement ``_init_state(w)`` and ``_rule(w, g)``; ``step``
-    takes care of gradient clipping, weight decay and float leaves.
+    Subclasses implement ``_rule(w, g)`` and name their state arrays
+    ``_s_*`` (``None`` until the first step, then ``np.zeros_like(w)``);
+    ``step`` takes care of gradient clipping, weight decay and float leaves.
 
     Arguments:
         lr: learning rate.
@@ -98,7 +99,10 @@ class Optimizer:
         return f"{type(self).__name__}({self._hyper()})"
 
     def _init_state(self, w):
-        """Create the rule's state arrays for parameter ``w``."""
+        """Create the rule's state arrays (every ``_s_*``) for parameter ``w``."""
+        for k in list(vars(self)):
+            if k.startswith("_s_"):
+                setattr(self, k, np.zeros_like(w))
 
     def _rule(self, w, g):
         raise NotImplementedError
@@ -200,6 +204,35 @@ class Optimizer:
             self.t = 0
 
 
+# In-place steps of the rules below; ``tmp`` is a scratch array like ``w``.
+
+def _descend(w, d, lr, tmp):
+    """w = w - lr * d (``d`` may be ``tmp`` itself)."""
+    np.multiply(d, lr, out=tmp)
+    np.subtract(w, tmp, out=w)
+
+
+def _average(avg, x, rho, tmp):
+    """avg = rho * avg + (1 - rho) * x (``x`` may be ``tmp`` itself)."""
+    np.multiply(avg, rho, out=avg)
+    np.multiply(x, 1.0 - rho, out=tmp)
+    np.add(avg, tmp, out=avg)
+
+
+def _average_square(avg, g, rho, tmp):
+    """avg = rho * avg + (1 - rho) * g .^ 2."""
+    np.multiply(g, g, out=tmp)
+    _average(avg, tmp, rho, tmp)
+
+
+def _descend_rms(w, g, G, lr, eps, tmp):
+    """w = w - lr * g ./ sqrt(G + eps)."""
+    np.add(G, eps, out=tmp)
+    np.sqrt(tmp, out=tmp)
+    np.divide(g, tmp, out=tmp)
+    _descend(w, tmp, lr, tmp)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent (Knet's ``SGD``)::
 
@@ -220,12 +253,20 @@ class SGD(Optimizer):
         super().__init__(lr, gclip, weight_decay)
 
     def _rule(self, w, g):
-        t = self._tmp
-        np.multiply(g, self.lr, out=t)
-        np.subtract(w, t, out=w)
+        _descend(w, g, self.lr, self._tmp)
 
 
-class Momentum(Optimizer):
+class _Velocity(Optimizer):
+    """The state and options of Momentum and Nesterov: a velocity array and
+    the momentum ``gamma``."""
+
+    def __init__(self, lr=0.001, gamma=0.9, gclip=0.0, weight_decay=0.0):
+        super().__init__(lr, gclip, weight_decay)
+        self.gamma = float(gamma)
+        self._s_velocity = None
+
+
+class Momentum(_Velocity):
     """SGD with momentum (Knet's ``Momentum``, Qian 1999)::
 
         velocity = gamma * velocity + lr * g
@@ -241,14 +282,6 @@ class Momentum(Optimizer):
         opt = Momentum(0.1, gamma=0.9)
     """
 
-    def __init__(self, lr=0.001, gamma=0.9, gclip=0.0, weight_decay=0.0):
-        super().__init__(lr, gclip, weight_decay)
-        self.gamma = float(gamma)
-        self._s_velocity = None
-
-    def _init_state(self, w):
-        self._s_velocity = np.zeros_like(w)
-
     def _rule(self, w, g):
         v, t = self._s_velocity, self._tmp
         np.multiply(v, self.gamma, out=v)
@@ -257,7 +290,7 @@ class Momentum(Optimizer):
         np.subtract(w, v, out=w)
 
 
-class Nesterov(Optimizer):
+class Nesterov(_Velocity):
     """Nesterov momentum (Knet's ``Nesterov``; Bengio, Boulanger-Lewandowski
     and Pascanu 2012, eq. 7)::
 
@@ -273,14 +306,6 @@ class Nesterov(Optimizer):
 
         opt = Nesterov(0.01, gamma=0.9)
     """
-
-    def __init__(self, lr=0.001, gamma=0.9, gclip=0.0, weight_decay=0.0):
-        super().__init__(lr, gclip, weight_decay)
-        self.gamma = float(gamma)
-        self._s_velocity = None
-
-    def _init_state(self, w):
-        self._s_velocity = np.zeros_like(w)
 
     def _rule(self, w, g):
         v, t = self._s_velocity, self._tmp
@@ -313,18 +338,11 @@ class Adagrad(Optimizer):
         self.eps = float(eps)
         self._s_G = None
 
-    def _init_state(self, w):
-        self._s_G = np.zeros_like(w)
-
     def _rule(self, w, g):
         G, t = self._s_G, self._tmp
         np.multiply(g, g, out=t)
         np.add(G, t, out=G)
-        np.add(G, self.eps, out=t)
-        np.sqrt(t, out=t)
-        np.divide(g, t, out=t)
-        np.multiply(t, self.lr, out=t)
-        np.subtract(w, t, out=w)
+        _descend_rms(w, g, G, self.lr, self.eps, t)
 
 
 class Adadelta(Optimizer):
@@ -355,30 +373,18 @@ class Adadelta(Optimizer):
         self._s_delta = None
         self._s_u = None        # second scratch array
 
-    def _init_state(self, w):
-        self._s_G = np.zeros_like(w)
-        self._s_delta = np.zeros_like(w)
-        self._s_u = np.zeros_like(w)
 
     def _rule(self, w, g):
         G, d, t, u = self._s_G, self._s_delta, self._tmp, self._s_u
-        rho = self.rho
-        np.multiply(G, rho, out=G)
-        np.multiply(g, g, out=t)
-        np.multiply(t, 1.0 - rho, out=t)
-        np.add(G, t, out=G)                 # G = rho G + (1-rho) g^2
+        _average_square(G, g, self.rho, t)
         np.add(d, self.eps, out=t)
         np.sqrt(t, out=t)
         np.multiply(t, g, out=t)
         np.add(G, self.eps, out=u)
         np.sqrt(u, out=u)
         np.divide(t, u, out=t)              # t = update
-        np.multiply(d, rho, out=d)
-        np.multiply(t, t, out=u)
-        np.multiply(u, 1.0 - rho, out=u)
-        np.add(d, u, out=d)                 # delta = rho delta + (1-rho) upd^2
-        np.multiply(t, self.lr, out=t)
-        np.subtract(w, t, out=w)
+        _average_square(d, t, self.rho, u)
+        _descend(w, t, self.lr, t)
 
 
 class Rmsprop(Optimizer):
@@ -407,20 +413,10 @@ class Rmsprop(Optimizer):
         self.eps = float(eps)
         self._s_G = None
 
-    def _init_state(self, w):
-        self._s_G = np.zeros_like(w)
-
     def _rule(self, w, g):
         G, t = self._s_G, self._tmp
-        np.multiply(G, self.rho, out=G)
-        np.multiply(g, g, out=t)
-        np.multiply(t, 1.0 - self.rho, out=t)
-        np.add(G, t, out=G)
-        np.add(G, self.eps, out=t)
-        np.sqrt(t, out=t)
-        np.divide(g, t, out=t)
-        np.multiply(t, self.lr, out=t)
-        np.subtract(w, t, out=w)
+        _average_square(G, g, self.rho, t)
+        _descend_rms(w, g, G, self.lr, self.eps, t)
 
 
 class Adam(Optimizer):
@@ -455,29 +451,19 @@ class Adam(Optimizer):
         self._s_m = None
         self._s_v = None
 
-    def _init_state(self, w):
-        self._s_m = np.zeros_like(w)
-        self._s_v = np.zeros_like(w)
-
     def _rule(self, w, g):
         m, v, t = self._s_m, self._s_v, self._tmp
         b1, b2 = self.beta1, self.beta2
         self.t += 1
-        np.multiply(m, b1, out=m)
-        np.multiply(g, 1.0 - b1, out=t)
-        np.add(m, t, out=m)
-        np.multiply(v, b2, out=v)
-        np.multiply(g, g, out=t)
-        np.multiply(t, 1.0 - b2, out=t)
-        np.add(v, t, out=v)
+        _average(m, g, b1, t)
+        _average_square(v, g, b2, t)
         c1 = 1.0 - b1 ** self.t
         c2 = 1.0 - b2 ** self.t
         np.multiply(v, 1.0 / c2, out=t)
         np.sqrt(t, out=t)
         np.add(t, self.eps, out=t)          # sqrt(vhat) + eps
         np.divide(m, t, out=t)
-        np.multiply(t, self.lr / c1, out=t)  # lr * mhat / (...)
-        np.subtract(w, t, out=w)
+        _descend(w, t, self.lr / c1, t)     # lr * mhat / (...)
 
 
 # ---------------------------------------------------------------------------
