@@ -16,13 +16,13 @@ in place of the previous checkpoint.
 """
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import AtomicFile
 
 __all__ = ["CheckpointError", "save", "load"]
 
@@ -131,33 +131,8 @@ def save(path, **named_values):
     root = {name: _encode(v, name, arrays) for name, v in named_values.items()}
     meta = json.dumps({"format": FORMAT, "version": VERSION, "root": root})
     arrays[STRUCTURE] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + path.name + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    try:                                   # make the rename durable
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        pass
-    else:
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
+    with AtomicFile(path, durable=True) as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -22,13 +22,13 @@ import math
 import os
 import struct
 import sys
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import AtomicFile
 from .init import get_rng
 
 __all__ = ["DatasetError", "data_dir", "fetch", "download", "read_idx",
@@ -39,20 +39,21 @@ ENV_VAR = "KNET_ST_DATA"
 _MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                "https://storage.googleapis.com/cvdf-datasets/mnist/")
 
+_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz":
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz":
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz":
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz":
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+
 # file name -> (sha256, source URLs, tried in order)
 FILES = {
-    "train-images-idx3-ubyte.gz": (
-        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        tuple(u + "train-images-idx3-ubyte.gz" for u in _MNIST_URLS)),
-    "train-labels-idx1-ubyte.gz": (
-        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        tuple(u + "train-labels-idx1-ubyte.gz" for u in _MNIST_URLS)),
-    "t10k-images-idx3-ubyte.gz": (
-        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        tuple(u + "t10k-images-idx3-ubyte.gz" for u in _MNIST_URLS)),
-    "t10k-labels-idx1-ubyte.gz": (
-        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        tuple(u + "t10k-labels-idx1-ubyte.gz" for u in _MNIST_URLS)),
+    **{name: (sha256, tuple(u + name for u in _MNIST_URLS))
+       for name, sha256 in _MNIST_SHA256.items()},
     "housing.data": (
         "baadf72995725d76efe787b664e1f083388c79ba21ef9a7990d87f774184735a",
         ("https://archive.ics.uci.edu/ml/machine-learning-databases/"
@@ -167,38 +168,29 @@ def download(urls, dest, sha256, timeout=60.0, quiet=False):
         urls = []
     for url in urls:
         try:
-            fd, tmp = tempfile.mkstemp(dir=dest.parent,
-                                       prefix="." + dest.name + ".",
-                                       suffix=".part")
+            out = AtomicFile(dest, suffix=".part")
         except OSError as e:
             errors.append(f"cannot write in {dest.parent}: {e}")
             break
         try:
-            if not quiet:
-                print(f"knet_st: downloading {url} -> {dest}",
-                      file=sys.stderr)
-            h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as f, \
-                    urllib.request.urlopen(url, timeout=timeout) as r:
-                for chunk in iter(lambda: r.read(1 << 20), b""):
-                    h.update(chunk)
-                    f.write(chunk)
-            digest = h.hexdigest()
-            if digest != sha256:
-                errors.append(f"{url}: wrong sha256 {digest} "
-                              f"(expected {sha256})")
-                continue
-            os.replace(tmp, dest)
-            tmp = None
-            return dest
+            with out as f:
+                if not quiet:
+                    print(f"knet_st: downloading {url} -> {dest}",
+                          file=sys.stderr)
+                h = hashlib.sha256()
+                with urllib.request.urlopen(url, timeout=timeout) as r:
+                    for chunk in iter(lambda: r.read(1 << 20), b""):
+                        h.update(chunk)
+                        f.write(chunk)
+                digest = h.hexdigest()
+                if digest != sha256:
+                    out.discard()
+            if digest == sha256:
+                return dest
+            errors.append(f"{url}: wrong sha256 {digest} "
+                          f"(expected {sha256})")
         except Exception as e:            # URLError, HTTPError, timeouts...
             errors.append(f"{url}: {type(e).__name__}: {e}")
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
     lines = "\n".join("  " + e for e in errors) or "  (no URL to try)"
     raise DatasetError(
         f"could not download {dest.name}:\n{lines}\n"
