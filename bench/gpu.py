@@ -41,10 +41,12 @@ def torch_gpu(problem):
     dev = torch.device("cuda")
 
     def move(x):
-        if isinstance(x, torch.Tensor):
-            y = x.detach().to(dev)
-            return y.requires_grad_(x.requires_grad)
         if isinstance(x, torch.nn.Module):
+            return x.to(dev)                      # moves its parameters in place
+        if isinstance(x, torch.Tensor):
+            if x.requires_grad:                   # a parameter: keep its identity
+                x.data = x.data.to(dev)
+                return x
             return x.to(dev)
         if isinstance(x, (list, tuple)):
             return type(x)(move(v) for v in x)

@@ -45,7 +45,7 @@ def lstm_loss(w, xs):
 def shapes(w, x):
     a = np.transpose(w[0].reshape(2, 3, 2), (1, 0, 2)).sum(axis=2)
     b = np.stack([x[0], x[1]], axis=1) @ np.maximum(a, 0.1).T
-    c = np.where(b > 0, b, b * 0.1) + np.clip(x[:, :2], -0.5, 0.5) @ np.ones((2, 3))
+    c = np.where(b > 0, b, b * 0.1) + np.clip(x[:, :2], -0.5, 0.5) @ np.ones_like(x[:2])
     return np.mean(c ** 2) + np.max(w[0], axis=1).sum() + np.var(x) + \
         np.sum(np.cumsum(x, axis=0) * kt.softmax(x, 0))
 

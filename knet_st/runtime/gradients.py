@@ -38,8 +38,18 @@ class IndexGrad:
             if _is_basic_index(index):
                 out[index] += g
             else:
-                np.add.at(out, index, g)
+                scatter_add(out, index, g)
         return out
+
+
+def scatter_add(out, index, g):
+    """``out[index] += g`` with repeated indices adding up (``np.add.at``; on
+    CuPy, whose ufuncs have no ``at``, ``cupyx.scatter_add``)."""
+    if isinstance(out, np.ndarray):
+        np.add.at(out, index, g)
+    else:
+        import cupyx
+        cupyx.scatter_add(out, index, g)
 
 
 def _is_basic_index(index):
@@ -445,11 +455,11 @@ def take_grad(g, x, indices, axis=None):
     """Adjoint of ``np.take(x, indices, axis)``."""
     out = np.zeros_like(x)
     if axis is None:
-        np.add.at(out.reshape(-1), indices, g)
+        scatter_add(out.reshape(-1), indices, g)
         return out
     index = [slice(None)] * np.ndim(x)
     index[axis] = indices
-    np.add.at(out, tuple(index), g)
+    scatter_add(out, tuple(index), g)
     return out
 
 
