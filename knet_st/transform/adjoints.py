@@ -15,7 +15,7 @@ import numpy as np
 from ..runtime.gradients import (
     astype_grad, builtin_sum_grad, element, element_grad, clip_grads, inner_grads, method_axes, array_grad, cumsum_grad, det_grad, diag_grad, extremum_grad, hstack_axis, inv_grad,
     matmul_grad_a, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
-    seq, split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
+    split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
 from .registry import adjoint, nondifferentiable
 

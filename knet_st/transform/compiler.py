@@ -22,7 +22,9 @@ from .normalize import global_names, normalize
 from .optimize import propagate_copies
 from .parse import parse_function
 from .resolve import Environment, Target, resolve_call
-from .reverse import Reverse, bound_name, build
+from .assemble import build
+from .prepare import assignment_sites
+from .reverse import Reverse, bound_name
 from ..runtime import gradients as rt
 
 _ABSENT = object()
@@ -98,7 +100,7 @@ class Unit:
             if isinstance(node, ast.Call):
                 node.kt_target = resolve_call(node, env, local_names,
                                               self.local_functions, source)
-        self.sites = _assignment_sites(tree, self.params)
+        self.sites = assignment_sites(tree, self.params)
         self.uses = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
@@ -131,27 +133,6 @@ def _signature(tree):
                                  default=d if d is not None else inspect.Parameter.empty)
                for a, d in zip(args.kwonlyargs, args.kw_defaults)]
     return inspect.Signature(params)
-
-
-def _assignment_sites(tree, params):
-    """How often each name is (re)bound; a binding inside a loop counts twice."""
-    sites = {p: 1 for p in params}
-
-    def walk(stmts, in_loop):
-        for stmt in stmts:
-            weight = 2 if in_loop else 1
-            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
-                sites[stmt.targets[0].id] = sites.get(stmt.targets[0].id, 0) + weight
-            if isinstance(stmt, ast.AugAssign):
-                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + weight
-            if isinstance(stmt, ast.For):
-                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + 2
-            loop = in_loop or isinstance(stmt, (ast.For, ast.While))
-            walk(getattr(stmt, "body", []), loop)
-            walk(getattr(stmt, "orelse", []), loop)
-
-    walk(tree.body, False)
-    return sites
 
 
 class Compiler:

@@ -1,0 +1,202 @@
+"""Pass 6b, assemble: the forward and backward functions from what the
+reverse pass wrote.
+
+The reverse pass leaves push/restore markers wherever a value is about to be
+overwritten.  Here they become ``stack.append(v)`` / ``v = stack.pop()`` for
+exactly the variables the backward function reads and that are bound more
+than once (found by a small fixed point: removing an empty adjoint loop can
+make its counter unneeded), loops whose variable needs no saving go back to
+their plain form, and the two ``FunctionDef`` trees are built: the forward
+function returns ``(result, saved)``, the backward one unpacks ``saved``.
+"""
+
+import ast
+import copy
+
+from .prepare import assignment_sites, check_aliasing, insert_live_flags, lower_augmented
+from .reverse import ANY, ZERO, Marker, _assign, _call, _name, _none
+
+
+class _Finisher:
+    """Turns push/restore markers into stack operations (or nothing) and cleans up."""
+
+    def __init__(self, rev, pushed, counters, first=frozenset()):
+        self.rev = rev
+        self.first = first
+        self.pushed = pushed
+        self.counters = counters
+        self.stack = rev.stack
+
+    def stmts(self, stmts):
+        out = []
+        for stmt in stmts:
+            out += self.stmt(stmt)
+        return out
+
+    def stmt(self, stmt):
+        if isinstance(stmt, Marker):
+            if stmt.var not in self.pushed or (id(stmt.origin), stmt.var) in self.first:
+                return []
+            stack = _name(self.rev.stack_name())
+            if stmt.kind == "push":
+                return [ast.Expr(_call(ast.Attribute(value=stack, attr="append",
+                                                     ctx=ast.Load()), _name(stmt.var)))]
+            return [_assign(stmt.var, _call(ast.Attribute(value=stack, attr="pop",
+                                                          ctx=ast.Load())))]
+        counter = getattr(stmt, "kt_counter", None)
+        if counter is not None and counter not in self.counters:
+            return []
+        stmt = copy.copy(stmt)
+        if isinstance(stmt, ast.If):
+            stmt.body = self.stmts(stmt.body)
+            stmt.orelse = self.stmts(stmt.orelse)
+            if not stmt.body and not stmt.orelse:
+                return [] if _pure_test(stmt.test) else [stmt]
+            stmt.body = stmt.body or [ast.Pass()]
+        elif isinstance(stmt, (ast.For, ast.While)):
+            body = self.stmts(stmt.body)
+            if not [s for s in body if not getattr(s, "kt_counter", None)] \
+                    and getattr(stmt, "kt_adjoint", False):
+                return []
+            stmt.body = body or [ast.Pass()]
+        return [stmt]
+
+
+def _pure_test(test):
+    return isinstance(test, (ast.Name, ast.Constant, ast.Compare))
+
+
+def _loads(stmts):
+    return {n.id for s in stmts for n in ast.walk(s)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _stores(stmts):
+    return {n.id for s in stmts for n in ast.walk(s)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _mark_adjoint_loops(stmts):
+    for stmt in stmts:
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.For, ast.While)):
+                node.kt_adjoint = True
+
+
+def build(rev, func):
+    """Runs the reverse pass over the normalized ``func``; returns the forward
+    and backward ``FunctionDef`` trees."""
+    names = rev.names
+    params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
+    check_aliasing(rev, func, params)
+    lower_augmented(rev, func)
+    insert_live_flags(rev, func, params)
+    rev.unit.sites = assignment_sites(func, params)
+    primal = rev.block_fwd(func.body, 0)
+    rev.dout = names.fresh("dout")
+    K = {}
+    incoming, late = [], []
+    if not rev.is_top:
+        # The caller passes the adjoint it holds for each argument.  A parameter
+        # that keeps its value throughout starts from it; one that is rebound gets
+        # it added where it held the caller's value: at the end of the sweep.
+        for p in rev.active_params:
+            if rev.unit.sites.get(p, 1) > 1:
+                name = names.fresh(f"d{p}_in")
+                incoming.append(name)
+                late.append((p, name))
+            else:
+                K[rev.adj(p)] = ANY
+                incoming.append(rev.adj(p))
+    adjoint = rev.block_bwd(func.body, K, 0)
+    for p, name in late:
+        adjoint += rev.contrib(p, _name(name), ANY, K)
+    _mark_adjoint_loops(adjoint)
+    grads = [_name(rev.adj(p)) if K.get(rev.adj(p), ZERO) != ZERO else _none()
+             for p in rev.active_params]
+
+    ret = rev.ret if rev.ret is not None else ast.Constant(None)
+    locals_ = set(params) | _stores(primal) | {rev.stack_name()} | rev.special
+    adjoint_body = adjoint + [ast.Return(_tuple(grads))]
+    pushed = None
+    counters = set(rev.special)
+    while True:
+        needed = _loads(_Finisher(rev, pushed or set(), counters).stmts(adjoint_body)) & locals_
+        candidates = {v for v in needed if rev.unit.sites.get(v, 0) +
+                      (2 if rev.extra_sites.get(v, 0) else (1 if v in rev.extra_sites else 0))
+                      > 1} - rev.special
+        new_counters = counters & needed
+        if candidates == pushed and new_counters == counters:
+            break
+        pushed, counters = candidates, new_counters
+    # Loops whose variable needs no saving go back to their plain form.
+    for loop, target, item in rev.loop_copies:
+        if target not in pushed:
+            _plain_loop(loop, target, item)
+    # A variable's first binding in the straight-line top level has no earlier
+    # value worth saving.
+    first, bound = set(), set(params)
+    for stmt in primal:
+        if isinstance(stmt, Marker) and stmt.kind == "push" and stmt.var not in bound:
+            first.add((id(stmt.origin), stmt.var))
+        bound |= _stores([stmt])
+    finisher = _Finisher(rev, pushed, counters, first)
+    fwd_body = finisher.stmts(primal)
+    bwd_body = finisher.stmts(adjoint)
+    needed = _loads(bwd_body + [ast.Return(_tuple(grads))]) & locals_
+    uses_stack = any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                     and n.value.id == rev.stack_name() for s in fwd_body + bwd_body
+                     for n in ast.walk(s))
+    top_level = set(params) | _stores([s for s in fwd_body if not isinstance(
+        s, (ast.If, ast.For, ast.While))])
+    saved = [v for v in _ordered(params, fwd_body) if v in needed]
+    if uses_stack and rev.stack_name() not in saved:
+        saved.append(rev.stack_name())
+    init = [_assign(v, _none()) for v in _ordered(params, fwd_body)
+            if v not in params and (v in pushed or v in saved and v not in top_level)]
+    if uses_stack:
+        init.insert(0, _assign(rev.stack_name(), ast.List(elts=[], ctx=ast.Load())))
+    saved_name = names.fresh("saved")
+    fwd_return = ast.Return(ast.Tuple(elts=[copy.deepcopy(ret),
+                                            _tuple([_name(v) for v in saved])],
+                                      ctx=ast.Load()))
+    fwd = ast.FunctionDef(name=rev.fwd_name, args=copy.deepcopy(func.args),
+                          body=init + fwd_body + [fwd_return], decorator_list=[],
+                          returns=None, type_comment=None, type_params=[])
+    unpack = []
+    if saved:
+        unpack = [_assign(ast.Tuple(elts=[_name(v, True) for v in saved], ctx=ast.Store()),
+                          _name(saved_name))]
+    bwd_args = ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in
+                                                   [saved_name, rev.dout] + incoming],
+                             vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                             defaults=[])
+    grads_value = grads[0] if len(grads) == 1 else _tuple(grads)
+    bwd = ast.FunctionDef(name=rev.bwd_name, args=bwd_args,
+                          body=unpack + bwd_body + [ast.Return(grads_value)],
+                          decorator_list=[], returns=None, type_comment=None, type_params=[])
+    return fwd, bwd
+
+
+def _tuple(elts):
+    return ast.Tuple(elts=list(elts), ctx=ast.Load())
+
+
+def _ordered(params, stmts):
+    seen = list(params)
+    for s in stmts:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id not in seen:
+                seen.append(n.id)
+    return seen
+
+
+def _plain_loop(loop, target, item):
+    """``for item in xs: v = item`` back to ``for v in xs``."""
+    body = loop.body
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and \
+                stmt.value.id == item and stmt.targets[0].id == target:
+            del body[i]
+            loop.target = _name(target, True)
+            return

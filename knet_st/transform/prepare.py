@@ -1,0 +1,226 @@
+"""Pass 5b, prepare: rewrites of the normalized tree that need to know which
+variables carry gradients, run just before the reverse pass.
+
+* ``check_aliasing``: a list or dict modified in place must have one name;
+* ``lower_augmented``: ``x += v`` on a value with a gradient becomes
+  ``x = x + v`` where that cannot change what other names see, and is refused
+  at run time on shared arrays;
+* ``insert_live_flags``: a variable that holds values with and without
+  gradients at different times gets a ``<name>_live`` flag, so that the
+  gradient of input data is never computed.
+"""
+
+import ast
+
+from .reverse import _call, _name
+
+
+def check_aliasing(rev, func, params):
+    """A list or dict that is modified (``s[i] = v``, ``s.append(v)``) while it
+    carries gradients must be reachable under one name only: its adjoint is
+    kept per name.  Refuses the programs where that does not hold."""
+    mutated = {v for v in rev.unit.mutated if v in rev.active}
+    if not mutated:
+        return
+    for p in params:
+        if p in mutated and rev.unit.sites.get(p, 1) > 1:
+            raise rev.error(f"cannot differentiate: the parameter {p!r} is modified in "
+                            "place and also rebound; use another name for the new value",
+                            _mutation_site(func, p) or func)
+
+    def refuse(var, node, why):
+        raise rev.error(f"cannot differentiate: the list or dict {var!r} is modified "
+                        f"and {why}; keep one name for it", node)
+
+    for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
+        if isinstance(stmt, ast.Assign):
+            target, value = stmt.targets[0], stmt.value
+            fresh_call = isinstance(value, ast.Call) and not value.args and \
+                not value.keywords and value.kt_target.obj in (list, dict)
+            if isinstance(target, ast.Name) and target.id in mutated and not fresh_call:
+                if isinstance(value, ast.Name):
+                    refuse(target.id, stmt, f"is also named {value.id!r}")
+                if not isinstance(value, (ast.List, ast.Dict, ast.Tuple)):
+                    site = _mutation_site(func, target.id) or stmt
+                    raise rev.error(
+                        f"cannot differentiate this in-place change of {target.id!r}: only a "
+                        "list or dict made in this function (or passed in) may be modified "
+                        "while it carries gradients; arrays never (build a new array)", site)
+            if isinstance(value, ast.Name) and value.id in mutated:
+                refuse(value.id, stmt, f"also copied to {ast.unparse(target)!r}")
+            elements = value.elts if isinstance(value, (ast.List, ast.Tuple)) else \
+                value.values if isinstance(value, ast.Dict) else []
+            stored = [value] if isinstance(target, ast.Subscript) else []
+            for node in list(elements) + stored:
+                if isinstance(node, ast.Name) and node.id in mutated:
+                    refuse(node.id, stmt, "also stored inside another list, tuple or dict")
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            for arg in stmt.value.args:
+                if isinstance(arg, ast.Name) and arg.id in mutated:
+                    refuse(arg.id, stmt, "also stored inside another list")
+        elif isinstance(stmt, ast.For) and stmt.target.id in mutated:
+            refuse(stmt.target.id, stmt, "is a loop variable")
+
+
+def lower_augmented(rev, func):
+    """``x += v`` on a value with a gradient becomes ``t = x + v; x = t``, after a
+    run-time check that ``x`` is no array (an array would change in place, and
+    the backward pass needs its old value); elsewhere it stays as written."""
+
+    private = _private_arrays(rev, func)
+
+    def lower(stmts):
+        out = []
+        for stmt in stmts:
+            for field in ("body", "orelse"):
+                if hasattr(stmt, field):
+                    setattr(stmt, field, lower(getattr(stmt, field)))
+            if isinstance(stmt, ast.AugAssign) and stmt.target.id in rev.active:
+                var = stmt.target.id
+                if var in private:
+                    temp = rev.names.fresh("t")
+                    rev.active.add(temp)
+                    out += [ast.Assign(targets=[_name(temp, True)],
+                                       value=ast.BinOp(left=_name(var), op=stmt.op,
+                                                       right=stmt.value), lineno=stmt.lineno),
+                            ast.Assign(targets=[_name(var, True)], value=_name(temp),
+                                       lineno=stmt.lineno)]
+                    continue
+                where = ast.Tuple(elts=[ast.Constant(rev.source.filename),
+                                        ast.Constant(stmt.lineno),
+                                        ast.Constant(rev.source.line(stmt.lineno))],
+                                  ctx=ast.Load())
+                check = ast.Expr(_call(rev.helper("check_not_array"), _name(var), where))
+                temp = rev.names.fresh("t")
+                compute = ast.Assign(targets=[_name(temp, True)],
+                                     value=ast.BinOp(left=_name(var), op=stmt.op,
+                                                     right=stmt.value), lineno=stmt.lineno)
+                rebind = ast.Assign(targets=[_name(var, True)], value=_name(temp),
+                                    lineno=stmt.lineno)
+                rev.active.add(temp)
+                out += [check, compute, rebind]
+            else:
+                out.append(stmt)
+        return out
+
+    func.body = lower(func.body)
+
+
+def _private_arrays(rev, func):
+    """Variables that only ever hold new values no other name can see (results
+    of arithmetic and of NumPy's element-wise functions and reductions, never
+    copied, stored or passed on): for them ``x += v`` and ``x = x + v`` agree."""
+    import numpy as np
+    from .activity import names_in
+    fresh_calls = (np.ufunc,)
+    defs, escaped = {}, set()
+    for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
+        if isinstance(node, ast.Assign):
+            target, value = node.targets[0], node.value
+            if isinstance(target, ast.Name):
+                ok = isinstance(value, (ast.BinOp, ast.UnaryOp)) or (
+                    isinstance(value, ast.Call) and value.kt_target.kind == "primitive" and
+                    (isinstance(value.kt_target.obj, fresh_calls) or
+                     value.kt_target.obj in (np.sum, np.mean, np.dot, np.matmul)))
+                defs[target.id] = defs.get(target.id, True) and ok
+                if isinstance(value, ast.Name):
+                    escaped.add(value.id)
+            if isinstance(value, (ast.Tuple, ast.List, ast.Dict)) or \
+                    isinstance(target, ast.Subscript):
+                escaped |= names_in(value)
+            if isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local",
+                                                                         "opaque", "dynamic"):
+                escaped |= {a.id for a in value.args if isinstance(a, ast.Name)}
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            escaped |= names_in(node.value)
+        elif isinstance(node, ast.For):
+            defs[node.target.id] = False
+        elif isinstance(node, ast.AugAssign):
+            defs.setdefault(node.target.id, False)
+    params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    return {v for v, ok in defs.items() if ok and v not in escaped and v not in params}
+
+
+def _mutation_site(func, var):
+    for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript) and \
+                node.targets[0].value.id == var:
+            return node
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                isinstance(node.value.func, ast.Attribute) and \
+                isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == var:
+            return node
+    return None
+
+
+def insert_live_flags(rev, func, params):
+    """For each active variable that also holds values without gradients (an
+    input that a loop rebinds to a layer's output), a ``<name>_live`` flag
+    set at every assignment; contributions to its adjoint test it."""
+    from .activity import value_active
+    active = rev.active
+    inactive_defs = {p for p in params if p in active and p not in rev.active_params}
+
+    def scan(stmts):
+        for stmt in stmts:
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                var = stmt.targets[0].id
+                # A constant start (total = 0.0) costs nothing to differentiate through.
+                if var in active and not value_active(stmt.value, active) and \
+                        not isinstance(stmt.value, ast.Constant):
+                    inactive_defs.add(var)
+            elif isinstance(stmt, ast.For) and stmt.target.id in active and \
+                    not rev.is_active(stmt.iter):
+                inactive_defs.add(stmt.target.id)
+            scan(getattr(stmt, "body", []))
+            scan(getattr(stmt, "orelse", []))
+
+    scan(func.body)
+    inactive_defs -= rev.unit.mutated        # containers change by mutation, not binding
+    if not inactive_defs:
+        return
+    rev.mixed = {v: rev.names.fresh(f"{v}_live") for v in sorted(inactive_defs)}
+
+    def flag(var, value):
+        return ast.Assign(targets=[_name(rev.mixed[var], True)], value=ast.Constant(value))
+
+    def insert(stmts):
+        out = []
+        for stmt in stmts:
+            out.append(stmt)
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) and \
+                    stmt.targets[0].id in rev.mixed:
+                out.append(flag(stmt.targets[0].id, value_active(stmt.value, active)))
+            if isinstance(stmt, ast.For):
+                body = insert(stmt.body)
+                if stmt.target.id in rev.mixed:
+                    body.insert(0, flag(stmt.target.id, rev.is_active(stmt.iter)))
+                stmt.body = body
+            elif isinstance(stmt, (ast.If, ast.While)):
+                stmt.body = insert(stmt.body)
+                stmt.orelse = insert(stmt.orelse)
+        return out
+
+    func.body = [flag(p, p in rev.active_params) for p in params if p in rev.mixed] + \
+        insert(func.body)
+
+
+def assignment_sites(tree, params):
+    """How often each name is (re)bound; a binding inside a loop counts twice."""
+    sites = {p: 1 for p in params}
+
+    def walk(stmts, in_loop):
+        for stmt in stmts:
+            weight = 2 if in_loop else 1
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                sites[stmt.targets[0].id] = sites.get(stmt.targets[0].id, 0) + weight
+            if isinstance(stmt, ast.AugAssign):
+                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + weight
+            if isinstance(stmt, ast.For):
+                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + 2
+            loop = in_loop or isinstance(stmt, (ast.For, ast.While))
+            walk(getattr(stmt, "body", []), loop)
+            walk(getattr(stmt, "orelse", []), loop)
+
+    walk(tree.body, False)
+    return sites
