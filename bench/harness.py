@@ -23,6 +23,7 @@ DEFAULT_OUT = os.path.join(REPO, "bench", "results", "table.md")
 LABELS = {"knet_st": "knet_st", "numpy": "NumPy by hand", "autograd": "autograd",
           "torch": "torch", "jax": "jax.jit"}
 PEERS = ("autograd", "torch", "jax")
+CONTENTION = 0.1   # a cell is marked when other processes took more than this share of its CPUs
 NOTES = {
     "knet_st": "the tutorial's predict/loss in NumPy and kt operators, kt.grad, the tutorial's update loop",
     "numpy": "hand-derived gradients; LeNet im2col in NHWC, CharLM batch-major with the input and output "
@@ -159,7 +160,7 @@ def machine():
             f"{platform.system()} {platform.release()}")
 
 
-def header(args, versions, load, results=()):
+def header(args, versions, load):
     """The run's conditions, one line each: machine, threads, data, environment, versions, mode."""
     inherited = {k: v for k, v in sorted(os.environ.items())
                  if k.startswith(("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_")) and k not in thread_env(1)}
@@ -168,9 +169,7 @@ def header(args, versions, load, results=()):
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"machine: {machine()}",
         "load average (1, 5, 15 min) at start {:.2f} {:.2f} {:.2f}, at end {:.2f} {:.2f} {:.2f}".format(
-            *load, *os.getloadavg())
-        + "; highest 1-min load as a cell's timing began: {:.2f}".format(
-            max((r["load"] for r in results if "load" in r), default=float("nan"))),
+            *load, *os.getloadavg()),
         "threads: " + ", ".join(f"{k}={v}" for k, v in threads.items() if k != "XLA_FLAGS")
         + f", torch.set_num_threads({args.threads}), XLA_FLAGS='{threads['XLA_FLAGS']}'",
         f"data: {args.data or os.environ.get('KNET_ST_DATA') or 'knet_st.datasets default folder'}",
@@ -185,6 +184,12 @@ def header(args, versions, load, results=()):
 
 def _seconds(record):
     return record["seconds"] if record and record["status"] == "ok" else None
+
+
+def contended(record, threads):
+    """Whether other processes took more than CONTENTION of the CPUs this cell's timing needed."""
+    others = record.get("others")
+    return others is not None and others > max(CONTENTION * record["seconds"] * threads, 0.05)
 
 
 def _fmt(x, digits=3):
@@ -220,8 +225,9 @@ def render(args, head, results, diff):
         knet, floor = secs.get("knet_st"), secs.get("numpy")
         peers = {c: secs[c] for c in PEERS if secs.get(c) is not None}
         best = min(peers, key=peers.get) if peers else None
+        marks = {c: " *" if contended(cell.get((c, model)) or {}, args.threads) else "" for c in args.columns}
         rows.append([spec.label, spec.data, spec.epochs, spec.batch, steps]
-                    + [_fmt(secs[c]) for c in args.columns]
+                    + [_fmt(secs[c]) + marks[c] for c in args.columns]
                     + [_fmt(knet / floor if knet and floor else None, 2),
                        f"{knet / peers[best]:.2f} ({LABELS[best]})" if knet and best else "—"])
     lines += _table(["model", "data", "epochs", "batch", "steps"] + [LABELS[c] for c in args.columns]
@@ -233,6 +239,9 @@ def render(args, head, results, diff):
             failures.setdefault((r["column"], r["status"], r["reason"]), []).append(r["model"])
     lines += [f"- {LABELS[column]} {status} ({', '.join(models)}): {why}"
               for (column, status, why), models in failures.items()]
+    if any(contended(r, args.threads) for r in results):
+        lines.append(f"- \\* other processes took more than {CONTENTION:.0%} of the {args.threads} CPUs "
+                     "while this cell was timed: its time is inflated")
     lines += [f"- {LABELS[c]}: {NOTES[c]}" for c in args.columns] + [""]
 
     lines += ["## Mean loss on the first batches trained on, before -> after", ""]
@@ -258,7 +267,7 @@ def main(argv=None):
           f"{args.threads} threads{'; quick' if args.quick else ''}", flush=True)
     load = os.getloadavg()
     results, versions, diff = collect(args)
-    head = header(args, versions, load, results)
+    head = header(args, versions, load)
     report = render(args, head, results, diff)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

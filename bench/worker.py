@@ -60,27 +60,48 @@ def warm_up(impl, problem):
     return time.perf_counter() - t
 
 
+def busy_seconds():
+    """CPU seconds the whole machine has spent busy (all CPUs, /proc/stat); None where unknown."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds():
+    """CPU seconds this process (all its threads) has used."""
+    times = os.times()
+    return times.user + times.system
+
+
 def timed_run(impl, problem, repeat=1):
     """Train from the initial weights through ``problem.order``, best of *repeat* runs.
 
-    Returns the seconds, the number of steps, the machine's 1-minute load
-    average as the timing began, and the mean loss before and after.
+    Returns the seconds, the number of steps, the mean loss before and after,
+    and ``others``: the CPU seconds that other processes (and the hypervisor)
+    took on this machine while the best run was timed.
     """
     def mean_loss(params):
         return sum(impl.loss(params, impl.batches[i]) for i in problem.eval) / len(problem.eval)
 
     batches, step = impl.batches, impl.step
-    load = os.getloadavg()[0]
-    best = float("inf")
+    best, others = float("inf"), None
     for _ in range(repeat):
         params = impl.init()
         loss_before = mean_loss(params)
-        t = time.perf_counter()
+        busy, own, t = busy_seconds(), own_seconds(), time.perf_counter()
         for i in problem.order:
             params = step(params, batches[i])
         impl.sync(params)
-        best = min(best, time.perf_counter() - t)
-    return dict(seconds=best, steps=len(problem.order), load=load,
+        seconds = time.perf_counter() - t
+        if seconds < best:
+            best = seconds
+            if busy is not None:
+                others = max(0.0, (busy_seconds() - busy) - (own_seconds() - own))
+    return dict(seconds=best, steps=len(problem.order), others=others,
                 loss_before=loss_before, loss_after=mean_loss(params))
 
 
