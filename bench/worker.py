@@ -1,4 +1,4 @@
-"""Run one column of the benchmark in this process; the harness starts one per column.
+"""Run benchmark cells (one column, given models) in this process; the harness starts one per cell.
 
 Each result is printed as one line ``BENCH_RESULT {json}`` on stdout.  The
 harness starts this module with the thread variables already in the
