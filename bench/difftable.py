@@ -87,6 +87,13 @@ def run(quick):
     batches = [(x, problems.onehot(y, 10)) for x, y in problem.batches]
     data = [batches[i] for i in problem.order]
     rows = [(name, prefix(w, OPS[:k + 1])) for k, (name, _) in enumerate(OPS)]
+    try:
+        from bench import knet_col
+        primal = knet_col.kt.grad(knet_col.mlp_quad_loss).forward
+        rows.append(("+saving (knet_st forward, what backprop reads kept)",
+                     lambda x, y: primal(list(w), x, y)))
+    except Exception as exc:
+        rows.append(("+saving (knet_st forward, what backprop reads kept)", exc))
     rows.append(("+backprop (NumPy by hand)", lambda x, y: hand_grad(w, x, y)))
     rows += [(label, grad if isinstance(grad, Exception) else lambda x, y, grad=grad: grad(list(w), x, y))
              for label, grad in gradients()]

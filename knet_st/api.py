@@ -53,6 +53,13 @@ class GradFunction:
         """The generated Python source of the forward and backward functions."""
         return self.compiled()[2]
 
+    @property
+    def forward(self):
+        """The generated forward (primal) function: it takes ``fn``'s arguments
+        (all positional) and returns ``(value, saved)``, ``saved`` being what
+        the backward function reads.  For measuring the cost of saving."""
+        return self.compiled()[0]
+
     def __call__(self, *args, **kwargs):
         fwd, bwd, _, _ = self.compiled()
         if kwargs or len(args) != self.nparams:
