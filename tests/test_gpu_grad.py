@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import knet_st as kt
-from test_dispatch import CASES
+from test_dispatch import CASES, leaves
 
 R = np.random.default_rng(1)
 
@@ -38,14 +38,6 @@ GPU_CASES = CASES + [
 ]
 
 
-def leaves(tree):
-    if isinstance(tree, (list, tuple)):
-        for v in tree:
-            yield from leaves(v)
-    else:
-        yield tree
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("f, args", GPU_CASES, ids=[f.__name__ for f, _ in GPU_CASES])
 def test_gradient_on_the_gpu(cp, f, args):
@@ -64,20 +56,17 @@ def test_steady_training_allocates_nothing_new(cp):
     w, x, labels = kt.to_gpu([[a.astype(np.float32) for a in args[0]],
                               args[1].astype(np.float32), args[2]])
     g = kt.grad(f)
+    def train(steps):
+        for _ in range(steps):
+            for wi, di in zip(w, g(w, x, labels)):
+                wi -= 0.1 * di
+        cp.cuda.Device().synchronize()
+        return kt.pool_stats()
+
     kt.set_pool("knet")
     try:
-        for _ in range(3):
-            dw = g(w, x, labels)
-            for wi, di in zip(w, dw):
-                wi -= 0.1 * di
-        cp.cuda.Device().synchronize()
-        before = kt.pool_stats()
-        for _ in range(10):
-            dw = g(w, x, labels)
-            for wi, di in zip(w, dw):
-                wi -= 0.1 * di
-        cp.cuda.Device().synchronize()
-        after = kt.pool_stats()
+        before = train(3)
+        after = train(10)
     finally:
         kt.set_pool("cupy")
     new = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
