@@ -50,11 +50,12 @@ class Program:
 
     def statement(self, depth):
         r = self.rng
-        choices = ["tanh", "mix", "acc", "append", "read", "pair", "state"]
+        choices = ["tanh", "mix", "acc", "append", "read", "pair", "state", "closure",
+                   "dict", "ifexp", "comprehension", "augmented"]
         if depth < 3:
-            choices += ["for", "for", "if"]
+            choices += ["for", "for", "if", "while"]
         if depth == 1:
-            choices += ["power"]
+            choices += ["power", "early"]
         kind = r.choice(choices)
         if kind == "tanh":
             self.emit(depth, f"h = np.tanh(w[{r.randrange(3)}] @ h)")
@@ -72,6 +73,30 @@ class Program:
         elif kind == "state":
             self.emit(depth, f"update(s, {r.randrange(2)}, h)")
             self.emit(depth, f"h = h + s[{r.randrange(2)}] * 0.2")
+        elif kind == "closure":
+            self.emit(depth, "h = layer(h)")
+        elif kind == "dict":
+            key = r.choice(["'a'", "'b'"])
+            self.emit(depth, f"d[{key}] = d[{key}] * 0.5 + np.sin(h)")
+            self.emit(depth, f"h = h + d[{r.choice(['a', 'b'])!r}] * 0.3")
+        elif kind == "ifexp":
+            test = f"{self.loop_vars[-1]} > 0" if self.loop_vars else "len(hs) > 2"
+            self.emit(depth, f"h = np.cos(h) if {test} else h * 0.8")
+        elif kind == "comprehension":
+            self.emit(depth, "acc = acc + sum([np.sum(v * v) for v in hs])")
+        elif kind == "augmented":
+            self.emit(depth, "acc += np.sum(np.exp(-h * h))")
+        elif kind == "while":
+            var = f"n{len(self.loop_vars)}"
+            self.loop_vars.append(var)
+            self.emit(depth, f"{var} = 0")
+            self.emit(depth, f"while {var} < {r.randrange(1, 3)}:")
+            self.statement(depth + 1)
+            self.emit(depth + 1, f"{var} += 1")
+            self.loop_vars.pop()
+        elif kind == "early":
+            self.emit(depth, f"if len(hs) > {r.randrange(2, 6)}:")
+            self.emit(depth + 1, "return acc + np.sum(h) + np.sum(d['a'])")
         elif kind == "power":
             self.emit(depth, f"h = power(w, h, {r.randrange(3)})")
         elif kind == "for":
@@ -98,10 +123,12 @@ class Program:
 
     def source(self, n=4):
         self.lines = ["def f(w, x):", "    h = x", "    acc = 0.0", "    hs = [x]",
-                      "    s = [x * 1.0, x * 2.0]"]
+                      "    s = [x * 1.0, x * 2.0]", "    d = {'a': x * 0.5, 'b': x}", "",
+                      "    def layer(v):", "        return np.tanh(w[1] @ v) + s[0] * 0.1", ""]
         for _ in range(n):
             self.statement(1)
-        self.emit(1, "return acc + np.sum(h * h) + np.sum(hs[-1]) + np.sum(s[0] * s[1])")
+        self.emit(1, "return acc + np.sum(h * h) + np.sum(hs[-1]) + np.sum(s[0] * s[1]) + "
+                     "np.sum(d['b'])")
         return HELPERS + "\n\n" + "\n".join(self.lines) + "\n"
 
 
@@ -115,7 +142,7 @@ def load(tmp_path, seed):
     return module.f, text
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(80))
 def test_random_program(tmp_path, seed):
     f, text = load(tmp_path, seed)
     rng = np.random.default_rng(seed)

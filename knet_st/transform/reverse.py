@@ -615,26 +615,36 @@ class Reverse:
                        orelse=orelse)]
 
     def is_range(self, it):
+        if getattr(it, "kt_sequence", False):
+            return True
         if not isinstance(it, ast.Call):
             return False
-        if getattr(it, "kt_runtime", None) in ("range", "positions"):
+        if getattr(it, "kt_runtime", None) == "range":
             return True
         target = getattr(it, "kt_target", None)
         return target is not None and target.obj is range
 
     def fwd_For(self, stmt, depth):
         target = stmt.target.id
+        before = []
         if self.is_active(stmt.iter):
             # A loop over a sequence that carries gradients reads it by position
-            # (a dict: by key, and the loop variable is the key).
+            # (a dict: by key, and the loop variable is the key).  The positions
+            # are taken once, before the loop: the backward loop must replay
+            # them even if the list grows afterwards.
             seq = stmt.iter.id
             k = self.names.fresh("k")
+            where = self.names.fresh("positions")
             read_value = _call(self.helper("element"), _name(seq), _name(k))
             read_value.kt_target = Target("primitive", rt.element, "element")
             read = ast.Assign(targets=[_name(target, True)], value=read_value,
                               lineno=stmt.lineno)
-            stmt.iter = _call(_name("positions"), _name(seq))
-            stmt.iter.kt_runtime = "positions"
+            before = [Marker("push", where, stmt),
+                      _assign(where, _call(self.helper("positions"), _name(seq)))]
+            self.extra_sites[where] = depth
+            stmt.kt_positions = where
+            stmt.iter = _name(where)
+            stmt.iter.kt_sequence = True
             stmt.target = _name(k, True)
             stmt.body = [read] + stmt.body
             self.unit.sites[k] = 2       # bound by a loop: once per iteration
@@ -644,8 +654,8 @@ class Reverse:
         if self.is_range(stmt.iter) and not breaks and self.unit.sites.get(target, 0) <= 2:
             stmt.kt_form = "range"
             body = self.block_fwd(stmt.body, depth + 1)
-            return [ast.For(target=stmt.target, iter=stmt.iter, body=body or [ast.Pass()],
-                            orelse=[])]
+            return before + [ast.For(target=stmt.target, iter=stmt.iter,
+                                     body=body or [ast.Pass()], orelse=[])]
         stmt.kt_form = "count"
         self.unit.sites[target] = max(self.unit.sites.get(target, 0), 2)
         item = self.names.fresh("item")
@@ -653,7 +663,7 @@ class Reverse:
                                        lineno=stmt.lineno))
         loop = ast.For(target=_name(item, True), iter=stmt.iter, body=[], orelse=[])
         self.loop_copies.append((loop, target, item))
-        return self.counted(stmt, loop, depth)
+        return before + self.counted(stmt, loop, depth)
 
     def fwd_While(self, stmt, depth):
         stmt.kt_form = "count"
@@ -680,13 +690,15 @@ class Reverse:
 
     def bwd_For(self, stmt, K, depth):
         body, before, end = self.loop_adjoint(stmt.body, K, depth)
+        where = getattr(stmt, "kt_positions", None)
+        after = [Marker("restore", where, stmt)] if where else []
         if stmt.kt_form == "range":
             if not body and not before and not end:
-                return []
+                return after
             iterable = _call(self.helper("reversed", reversed), copy.deepcopy(stmt.iter))
             return before + [ast.For(target=copy.deepcopy(stmt.target), iter=iterable,
-                                     body=body + end or [ast.Pass()], orelse=[])]
-        return self.counted_adjoint(stmt, body, before, end)
+                                     body=body + end or [ast.Pass()], orelse=[])] + after
+        return self.counted_adjoint(stmt, body, before, end) + after
 
     def bwd_While(self, stmt, K, depth):
         body, before, end = self.loop_adjoint(stmt.body, K, depth)
