@@ -142,7 +142,7 @@ def load(tmp_path, seed):
     return module.f, text
 
 
-@pytest.mark.parametrize("seed", range(80))
+@pytest.mark.parametrize("seed", range(200))
 def test_random_program(tmp_path, seed):
     f, text = load(tmp_path, seed)
     rng = np.random.default_rng(seed)

@@ -118,17 +118,19 @@ def build(rev, func):
     ret = rev.ret if rev.ret is not None else ast.Constant(None)
     locals_ = set(params) | _stores(primal) | {rev.stack_name()} | rev.special
     adjoint_body = adjoint + [ast.Return(_tuple(grads))]
-    pushed = None
-    counters = set(rev.special)
+    # Which overwritten values to push: those the backward code reads.  Pushing
+    # one can make an adjoint loop non-empty, whose reads then count too, so
+    # this grows to a fixed point; loop counters are kept where still read.
+    pushed = set()
     while True:
-        needed = _loads(_Finisher(rev, pushed or set(), counters).stmts(adjoint_body)) & locals_
+        needed = _loads(_Finisher(rev, pushed, rev.special).stmts(adjoint_body)) & locals_
         candidates = {v for v in needed if rev.unit.sites.get(v, 0) +
                       (2 if rev.extra_sites.get(v, 0) else (1 if v in rev.extra_sites else 0))
                       > 1} - rev.special
-        new_counters = counters & needed
-        if candidates == pushed and new_counters == counters:
+        if candidates <= pushed:
             break
-        pushed, counters = candidates, new_counters
+        pushed |= candidates
+    counters = rev.special & needed
     # Loops whose variable needs no saving go back to their plain form.
     for loop, target, item in rev.loop_copies:
         if target not in pushed:
