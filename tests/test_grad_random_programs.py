@@ -51,7 +51,8 @@ class Program:
     def statement(self, depth):
         r = self.rng
         choices = ["tanh", "mix", "acc", "append", "read", "pair", "state", "closure",
-                   "dict", "ifexp", "comprehension", "augmented"]
+                   "dict", "ifexp", "comprehension", "augmented", "enumerate", "zip",
+                   "items", "setlist", "keyword"]
         if depth < 3:
             choices += ["for", "for", "if", "while"]
         if depth == 1:
@@ -73,6 +74,20 @@ class Program:
         elif kind == "state":
             self.emit(depth, f"update(s, {r.randrange(2)}, h)")
             self.emit(depth, f"h = h + s[{r.randrange(2)}] * 0.2")
+        elif kind == "enumerate":
+            self.emit(depth, "for j, v in enumerate(hs):")
+            self.emit(depth + 1, "acc = acc + np.sum(v * h) * (j + 1)")
+        elif kind == "zip":
+            self.emit(depth, "for u, v in zip(hs, s):")
+            self.emit(depth + 1, "h = h + u * v * 0.1")
+        elif kind == "items":
+            self.emit(depth, "for key, v in d.items():")
+            self.emit(depth + 1, "acc = acc + np.sum(v * h)")
+        elif kind == "setlist":
+            self.emit(depth, "hs[0] = hs[0] * 0.5 + h")
+        elif kind == "keyword":
+            self.emit(depth, "a, b = pair(h=h, w=w)")
+            self.emit(depth, "h = b - a")
         elif kind == "closure":
             self.emit(depth, "h = layer(h)")
         elif kind == "dict":
