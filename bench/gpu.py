@@ -77,7 +77,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--pool", choices=["cupy", "knet"], default=None,
+                        help="GPU memory pool for the knet_st column (kt.set_pool)")
     args = parser.parse_args(argv)
+    if args.pool:
+        import knet_st as kt
+        kt.set_pool(args.pool)
+        print(f"memory pool: {args.pool}", file=sys.stderr)
     rows = []
     for name in args.models.split(","):
         problem = problems.make(name)
