@@ -264,8 +264,8 @@ def J3_comprehension_filter(xs):
 
 
 
-REFUSED = {'W10_augassign_alias', 'W11_tuple_concat', 'C13_function_valued_argument', 'C14_append_to_returned_list', 'W12_list_concat'}
-UNSUPPORTED = {"C9_list_repeat"}     # a TypeError at run time, not yet a TransformError
+REFUSED = {"C9_list_repeat", 'W10_augassign_alias', 'W11_tuple_concat', 'C13_function_valued_argument', 'C14_append_to_returned_list', 'W12_list_concat'}
+UNSUPPORTED = set()
 
 
 @pytest.mark.parametrize("f, args, wrt, kind", [c for c in CASES

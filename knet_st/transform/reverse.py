@@ -577,6 +577,14 @@ class Reverse:
     def check(self, stmt):
         """Refuses operations that would silently drop a gradient."""
         value = stmt.value
+        if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Add, ast.Mult)) and \
+                names_in(value) & self.active:
+            for operand in (value.left, value.right):
+                definition = self.unit.single_defs.get(getattr(operand, "id", None))
+                if isinstance(definition, (ast.List, ast.Tuple, ast.ListComp)):
+                    raise self.error("cannot differentiate '+' or '*' on lists or tuples "
+                                     "(concatenation, repetition): build the list with "
+                                     "append or a display instead", stmt)
         if isinstance(value, ast.Call):
             target = value.kt_target
             active = [a for a in call_operands(value) if names_in(a) & self.active]
