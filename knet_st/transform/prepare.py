@@ -12,6 +12,9 @@ variables carry gradients, run just before the reverse pass.
 
 import ast
 
+import numpy as np
+
+from .activity import names_in
 from .reverse import _call, _name
 
 
@@ -110,8 +113,6 @@ def _private_arrays(rev, func):
     """Variables that only ever hold new values no other name can see (results
     of arithmetic and of NumPy's element-wise functions and reductions, never
     copied, stored or passed on): for them ``x += v`` and ``x = x + v`` agree."""
-    import numpy as np
-    from .activity import names_in
     fresh_calls = (np.ufunc,)
     defs, escaped = {}, set()
     for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):

@@ -23,6 +23,9 @@ as zero, never read), ``DENSE`` (an array or number) or ``ANY`` (may be
 import ast
 import builtins
 import copy
+import operator
+
+import numpy as np
 
 from ..runtime import gradients as rt
 from .activity import call_operands, names_in
@@ -271,14 +274,12 @@ class Reverse:
             op = BINOPS.get(type(value.op))
             if op is None:
                 return []
-            import operator
             return self.inline(rule_for(getattr(operator, op)), [value.left, value.right], {},
                                var, dy, K, stmt)
         if isinstance(value, ast.UnaryOp):
             op = UNARYOPS.get(type(value.op))
             if op is None:
                 return []
-            import operator
             return self.inline(rule_for(getattr(operator, op)), [value.operand], {}, var, dy,
                                K, stmt)
         if isinstance(value, ast.Call):
@@ -306,7 +307,7 @@ class Reverse:
                                      key, dy))]
         if isinstance(value, ast.Attribute):
             if value.attr == "T":
-                return self.inline(rule_for(__import__("numpy").transpose), [value.value], {},
+                return self.inline(rule_for(np.transpose), [value.value], {},
                                    var, dy, K, stmt)
             return []
         if isinstance(value, (ast.Tuple, ast.List)):
@@ -330,7 +331,6 @@ class Reverse:
         comes from ``+ - * / **``: the name ``t``.  Its adjoint can stay the scalar
         ``ds``: the rules of those operators broadcast it (``unbroadcast`` sums
         or spreads to each operand's shape), so no array of copies is built."""
-        import numpy as np
         target = value.kt_target
         if target.kind == "primitive" and target.obj is np.sum and len(value.args) == 1 \
                 and not value.keywords:
