@@ -25,6 +25,7 @@ import numpy as np
 
 import knet_st as kt
 from bench.problems import Impl, onehot, step_size
+from knet_st.examples.charlm import lstm      # the example's LSTM cell, as in the tutorial
 
 
 def versions():
@@ -61,18 +62,6 @@ def lenet_predict(w, x):
 
 def lenet_loss(w, x, labels):
     return kt.nll(lenet_predict(w, x), labels)
-
-
-def lstm(weight, bias, hidden, cell, input):
-    gates = weight @ np.concatenate([input, hidden]) + bias
-    h = hidden.shape[0]
-    forget = kt.sigm(gates[:h])
-    ingate = kt.sigm(gates[h:2 * h])
-    outgate = kt.sigm(gates[2 * h:3 * h])
-    change = np.tanh(gates[3 * h:])
-    cell = cell * forget + ingate * change
-    hidden = outgate * np.tanh(cell)
-    return hidden, cell
 
 
 def charlm_loss(w, inputs, labels, state):

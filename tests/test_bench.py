@@ -199,11 +199,13 @@ def quick_run(tmp_path_factory):
         return json.load(f), out.read_text(), columns
 
 
-def test_quick_run_numpy_completes(quick_run):
+@pytest.mark.parametrize("column", ["numpy", "knet_st"])
+def test_quick_run_own_columns_complete(quick_run, column):
+    """NumPy by hand and knet_st itself must run every model (never a skipped column)."""
     report, table, _ = quick_run
-    numpy = [r for r in report["results"] if r["column"] == "numpy"]
-    assert [r["model"] for r in numpy] == ["linreg", "softmax", "mlp", "lenet", "charlm"]
-    assert all(r["status"] == "ok" for r in numpy), numpy
+    rows = [r for r in report["results"] if r["column"] == column]
+    assert [r["model"] for r in rows] == ["linreg", "softmax", "mlp", "lenet", "charlm"]
+    assert all(r["status"] == "ok" for r in rows), rows
     assert "## Seconds to train" in table and "## Cost of differentiation" in table
 
 
