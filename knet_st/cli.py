@@ -49,6 +49,7 @@ def _error(message, status=2):
 # ---------------------------------------------------------------------------
 
 def cmd_list(argv):
+    """Prints the examples, one line each."""
     from knet_st import examples
     if argv:
         return _error(f"list takes no arguments, got {' '.join(argv)}")
@@ -59,6 +60,7 @@ def cmd_list(argv):
 
 
 def cmd_run(argv):
+    """Runs an example with the remaining arguments as its options."""
     from knet_st import examples
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: {PROG} run EXAMPLE [options]\n\nexamples: "
@@ -90,6 +92,7 @@ def _exit_status(code):
 # ---------------------------------------------------------------------------
 
 class CliError(Exception):
+    """An error reported as one line on stderr and a non-zero exit."""
     pass
 
 
@@ -162,6 +165,7 @@ def _load_file(path):
 
 
 def cmd_grad(argv):
+    """Prints the generated gradient source of FILE_OR_MODULE:FUNCTION."""
     import knet_st as kt
     p = argparse.ArgumentParser(
         prog=f"{PROG} grad",
@@ -214,6 +218,7 @@ def _import_bench():
 
 
 def cmd_bench(argv):
+    """Runs the benchmark suite (bench/, from a checkout)."""
     bench = _import_bench()
     if bench is None:
         return _error("the benchmark is not installed: it is the bench/ package of "

@@ -309,10 +309,12 @@ def split_grad(g, xs, axis, stacked):
 
 
 def hstack_axis(xs):
+    """The axis ``np.hstack`` joins ``xs`` along (0 for vectors and scalars, else 1)."""
     return 0 if np.ndim(xs[0]) <= 1 else 1
 
 
 def vstack_grad(g, xs):
+    """Adjoint of ``np.vstack(xs)``: a container adjoint, one block of rows per element."""
     ends = np.cumsum([np.shape(np.atleast_2d(x))[0] for x in xs])
     parts = np.split(g, ends[:-1], axis=0)
     return {i: part.reshape(np.shape(x)) for i, (part, x) in enumerate(zip(parts, xs))}

@@ -17,6 +17,7 @@ MUTATING_METHODS = {"append", "extend", "insert", "pop", "remove", "clear", "upd
 
 
 def names_in(node):
+    """The names read or written anywhere in ``node``."""
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 

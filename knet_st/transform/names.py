@@ -17,14 +17,17 @@ class Names:
         self.counters = {}
 
     def copy(self):
+        """An independent generator with the same names taken."""
         other = Names(self.taken, self.globals)
         other.counters = dict(self.counters)
         return other
 
     def checkpoint(self):
+        """The state, for :meth:`restore` (the reverse pass retries loop bodies)."""
         return set(self.taken), set(self.globals), dict(self.counters)
 
     def restore(self, state):
+        """Back to a :meth:`checkpoint`."""
         taken, globals_, counters = state
         self.taken, self.globals, self.counters = set(taken), set(globals_), dict(counters)
 
@@ -37,10 +40,12 @@ class Names:
         return cls(taken)
 
     def reserve(self, name):
+        """Marks ``name`` as taken and returns it."""
         self.taken.add(name)
         return name
 
     def fresh(self, base="t"):
+        """A new name built from ``base``: ``t1``, ``t2``... for temporaries, ``base`` itself if free, else ``base2``..."""
         base = re.sub(r"\W", "_", base) or "t"
         if base[0].isdigit():
             base = "t" + base

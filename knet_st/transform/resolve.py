@@ -23,6 +23,7 @@ from .registry import is_nondifferentiable, rule_for
 
 @dataclass
 class Target:
+    """What a call refers to: ``kind`` (see the module doc), the object, its name."""
     kind: str
     obj: object = None
     name: str = ""
@@ -71,6 +72,7 @@ def classify(obj, name=""):
 
 
 def dotted_root(node):
+    """The name at the root of ``a.b.c``."""
     while isinstance(node, ast.Attribute):
         node = node.value
     return node

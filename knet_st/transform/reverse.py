@@ -81,6 +81,7 @@ class Marker(ast.Expr):
 
 
 def join(k1, k2):
+    """The adjoint kind after two paths meet: the same kind, or ``ANY``."""
     if k1 == k2:
         return k1
     return ANY
