@@ -37,7 +37,8 @@ class GradFunction:
             print(self.source())
 
     def compiled(self):
-        """The compiled ``(forward, backward, source, dependencies)``, transformed on first use and again whenever a name it resolved now means something else."""
+        """The compiled ``(forward, backward, source, dependencies)``: transformed
+        on first use, and again whenever a name it resolved means something else."""
         compiled = self._compiled
         if compiled is None or not deps_valid(compiled[3]):
             key = (self.fn.__code__, self.wrt, _closure_key(self.fn), id(self.fn.__globals__))

@@ -45,7 +45,8 @@ class Names:
         return name
 
     def fresh(self, base="t"):
-        """A new name built from ``base``: ``t1``, ``t2``... for temporaries, ``base`` itself if free, else ``base2``..."""
+        """A new name from ``base``: ``t1``, ``t2``... for temporaries; ``base``
+        itself if free, else ``base2``, ``base3``..."""
         base = re.sub(r"\W", "_", base) or "t"
         if base[0].isdigit():
             base = "t" + base
