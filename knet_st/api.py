@@ -1,5 +1,6 @@
 """The public entry points: ``grad``, ``value_and_grad``, ``source``."""
 
+import collections
 import functools
 import inspect
 
@@ -9,7 +10,8 @@ from .runtime.gradients import materialize
 from .runtime.nn import _TRAINING
 from .transform.compiler import Compiler, deps_valid
 
-_cache = {}
+_CACHE_SIZE = 256
+_cache = collections.OrderedDict()     # the most recently compiled gradients
 
 
 class GradFunction:
@@ -46,8 +48,11 @@ class GradFunction:
             if compiled is None or not deps_valid(compiled[3]):
                 compiled = Compiler().compile_top(self.fn, self.wrt)
                 _cache[key] = compiled
+                if len(_cache) > _CACHE_SIZE:
+                    _cache.popitem(last=False)
                 if self.verbose and self._compiled is not None:
                     print(compiled[2])
+            _cache.move_to_end(key)
             self._compiled = compiled
         return compiled
 
