@@ -3,6 +3,8 @@
 # its driver, Python 3.12 and pip access to PyPI.  Not run by CI (no GPU there).
 #
 #   tests/gpu/check.sh            # from any directory; about 2-4 minutes
+#   WHEELS=.whl KNET_ST_DATA=gpu_data tests/gpu/check.sh
+#                                 # offline, with the machine's python3 (CuPy there)
 #
 # 1. a virtual environment with knet_st (editable, test extra) and CuPy;
 # 2. every test marked `gpu` (CuPy kernels vs NumPy references, conv/pool on
@@ -28,16 +30,27 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-echo "== environment: $VENV ($PYTHON, $CUPY_PKG)"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
+if [ -n "${WHEELS:-}" ]; then
+    # Offline machine whose python3 already has CuPy, NumPy and pytest (the
+    # lent GPU machines): install what is missing (gast) from a folder of
+    # wheels and use the checkout in place.
+    echo "== environment: python3 with wheels from $WHEELS, no network"
+    python3 -m pip install --quiet --no-index --no-deps --no-compile --target /tmp/knet_st-site "$WHEELS"/*.whl
+    export PYTHONPATH="/tmp/knet_st-site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    PY=python3
+else
+    echo "== environment: $VENV ($PYTHON, $CUPY_PKG)"
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    # shellcheck disable=SC1091
+    . "$VENV/bin/activate"
+    timeout 60 python -m pip install --quiet --upgrade pip
+    timeout 240 python -m pip install --quiet -e '.[test]' "$CUPY_PKG"
+    PY=python
 fi
-# shellcheck disable=SC1091
-. "$VENV/bin/activate"
-timeout 60 python -m pip install --quiet --upgrade pip
-timeout 240 python -m pip install --quiet -e '.[test]' "$CUPY_PKG"
 
-python - <<'PY'
+"$PY" - <<'PY'
 import sys
 import cupy
 import knet_st
@@ -50,9 +63,13 @@ if not knet_st.gpu():
 PY
 
 echo "== pytest -m gpu"
-KNET_ST_REQUIRE_GPU=1 timeout 240 python -m pytest -q -m gpu -rs
+KNET_ST_REQUIRE_GPU=1 timeout 240 "$PY" -m pytest -q -m gpu -rs
 
 echo "== GPU benchmark: conv4 / pool forward + backward (cupy)"
-timeout 120 python bench/bench_conv.py --gpu --reps 50
-timeout 120 python bench/bench_conv.py --gpu --reps 50 --dtype float64
+timeout 120 "$PY" bench/bench_conv.py --gpu --reps 50
+timeout 120 "$PY" bench/bench_conv.py --gpu --reps 50 --dtype float64
+if [ -n "${KNET_ST_DATA:-}" ]; then
+    echo "== GPU benchmark: the tutorial's models, knet_st on CuPy and torch on CUDA"
+    timeout 240 "$PY" -m bench.gpu --steps 50
+fi
 echo "== check.sh: all GPU checks passed"
