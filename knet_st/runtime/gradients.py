@@ -43,10 +43,16 @@ class IndexGrad:
 
 
 def scatter_add(out, index, g):
-    """``out[index] += g`` with repeated indices adding up (``np.add.at``; on
-    CuPy, whose ufuncs have no ``at``, ``cupyx.scatter_add``)."""
+    """``out[index] += g`` with repeated indices adding up: ``add.at`` of the
+    array's own module (``np.add.at`` does not dispatch to CuPy), or
+    ``cupyx.scatter_add`` on CuPy versions without ``cupy.add.at``."""
     if isinstance(out, np.ndarray):
         np.add.at(out, index, g)
+        return
+    from .backend import get_array_module
+    add = get_array_module(out).add
+    if hasattr(add, "at"):
+        add.at(out, index, g)
     else:
         import cupyx
         cupyx.scatter_add(out, index, g)
