@@ -84,3 +84,43 @@ def test_copying_a_list_built_without_gradients_then_filled():
         return total + np.sum(hs[-1] * x)
 
     check_grad(filled, (W.copy(), X.copy()))
+
+
+def push(hs, v):
+    hs.append(np.tanh(v) * 0.5)
+    return hs[-1] + v
+
+
+def grown_by_a_helper_then_looped(w, x):
+    hs = [x]
+    h = push(hs, w @ x)
+    acc = 0.0
+    for v in hs:
+        acc = acc + np.sum(v * v)
+    return acc + np.sum(h * h)
+
+
+def read_before_a_helper_grows_it(w, x):
+    hs = [x]
+    t = hs[-1]
+    h = push(hs, w @ x * 2.0)
+    return np.sum(h * h) + np.sum(t) + np.sum(hs[-1])
+
+
+def slice_before_growing(w, x):
+    hs = [x, x * 2.0]
+    last = hs[-2:]
+    hs.append(np.tanh(w @ x))
+    return np.sum(last[0] * last[1]) + np.sum(hs[-1]) + np.sum(hs[1:][0])
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("f", [grown_by_a_helper_then_looped, read_before_a_helper_grows_it,
+                               slice_before_growing])
+@pytest.mark.parametrize("wrt", [0, 1])
+def test_lists_that_helpers_grow(f, wrt):
+    """A list passed to a helper that appends: no live flag on it, and its
+    negative indices and slices are fixed before it grows."""
+    check_grad(f, (W.copy(), X.copy()), wrt=wrt)

@@ -34,6 +34,11 @@ def power(w, h, n):
 
 def update(s, k, v):
     s[k] = s[k] * 0.5 + v
+
+
+def push(hs, v):
+    hs.append(np.tanh(v) * 0.5)
+    return hs[-1] + v
 '''
 
 
@@ -52,7 +57,7 @@ class Program:
         r = self.rng
         choices = ["tanh", "mix", "acc", "append", "read", "pair", "state", "closure",
                    "dict", "ifexp", "comprehension", "augmented", "enumerate", "zip",
-                   "items", "setlist", "keyword"]
+                   "items", "setlist", "keyword", "push"]
         if depth < 3:
             choices += ["for", "for", "if", "while"]
         if depth == 1:
@@ -88,6 +93,8 @@ class Program:
         elif kind == "keyword":
             self.emit(depth, "a, b = pair(h=h, w=w)")
             self.emit(depth, "h = b - a")
+        elif kind == "push":
+            self.emit(depth, "h = push(hs, h) * 0.7")
         elif kind == "closure":
             self.emit(depth, "h = layer(h)")
         elif kind == "dict":
@@ -107,6 +114,9 @@ class Program:
             self.emit(depth, f"{var} = 0")
             self.emit(depth, f"while {var} < {r.randrange(1, 3)}:")
             self.statement(depth + 1)
+            if r.random() < 0.3:
+                self.emit(depth + 1, f"if len(hs) > {r.randrange(1, 5)}:")
+                self.emit(depth + 2, "break")
             self.emit(depth + 1, f"{var} += 1")
             self.loop_vars.pop()
         elif kind == "early":

@@ -131,10 +131,11 @@ def getitem_grad(dx, x, index, dy):
         dy = dy.dense()
     if isinstance(x, CONTAINERS):
         dx = as_container(dx)
-        if isinstance(index, slice):
+        if isinstance(index, (slice, range)):
             if dx is None:
                 dx = {}
-            for key, g in zip(range(*index.indices(len(x))), _elements(dy)):
+            positions = range(*index.indices(len(x))) if isinstance(index, slice) else index
+            for key, g in zip(positions, _elements(dy)):
                 dx[key] = add(dx.get(key), g)
             return dx
         key = _key(x, index)
@@ -398,9 +399,13 @@ def seqlen(x):
 
 
 def seqkey(x, index):
-    """The position that ``x[index]`` reads, for a list that may grow later."""
-    if isinstance(x, SEQUENCES) and isinstance(index, numbers.Integral) and index < 0:
-        return index + len(x)
+    """The position(s) that ``x[index]`` reads, for a list that may grow later:
+    a negative index or a slice is fixed against the length it has now."""
+    if isinstance(x, SEQUENCES):
+        if isinstance(index, numbers.Integral) and index < 0:
+            return index + len(x)
+        if isinstance(index, slice):
+            return range(*index.indices(len(x)))
     return index
 
 

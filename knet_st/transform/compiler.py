@@ -111,6 +111,13 @@ class Unit:
         self.appended = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
                          and isinstance(n.func, ast.Attribute) and n.func.attr == "append"
                          and isinstance(n.func.value, ast.Name)}
+        passed = {a.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                  and n.kt_target.kind in ("user", "local")
+                  for a in list(n.args) + [k.value for k in n.keywords]
+                  if isinstance(a, ast.Name)}
+        # Lists that may grow while the function runs (here or in a callee):
+        # their negative or computed indices are fixed in the forward pass.
+        self.may_grow = self.appended | passed
         self.mutated = self.appended | {
             n.value.id for n in ast.walk(tree) if isinstance(n, ast.Subscript)
             and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name)}

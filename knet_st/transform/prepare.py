@@ -177,7 +177,14 @@ def insert_live_flags(rev, func, params):
             scan(getattr(stmt, "orelse", []))
 
     scan(func.body)
-    inactive_defs -= rev.unit.mutated        # containers change by mutation, not binding
+    # Containers gain gradients by mutation, not binding: here or in a function
+    # they are passed to.  They get no flag.
+    passed = {a.id for node in ast.walk(ast.Module(body=func.body, type_ignores=[]))
+              if isinstance(node, ast.Call) and getattr(node, "kt_target", None) is not None
+              and node.kt_target.kind in ("user", "local")
+              for a in list(node.args) + [k.value for k in node.keywords]
+              if isinstance(a, ast.Name)}
+    inactive_defs -= rev.unit.mutated | passed
     if not inactive_defs:
         return
     rev.mixed = {v: rev.names.fresh(f"{v}_live") for v in sorted(inactive_defs)}

@@ -366,7 +366,7 @@ class Reverse:
         turned into a position in the forward pass, where the length is right."""
         base = subscript.value.id
         index = subscript.slice
-        if base not in self.unit.appended or \
+        if base not in self.unit.may_grow or \
                 isinstance(index, ast.Constant) and isinstance(index.value, int) \
                 and index.value >= 0:
             return []
@@ -437,7 +437,7 @@ class Reverse:
                                     ast.Constant(self.source.line(stmt.lineno))],
                               ctx=ast.Load())
             out.append(ast.Expr(_call(self.helper("check_container"), _name(base.id), where)))
-            if base.id in self.unit.appended:
+            if base.id in self.unit.may_grow:
                 out += self.key_for(target, 1, stmt)
         return out + [stmt]
 
