@@ -39,6 +39,18 @@ def update(s, k, v):
 def push(hs, v):
     hs.append(np.tanh(v) * 0.5)
     return hs[-1] + v
+
+
+def fill(hs, v, n):
+    if n == 0:
+        return v
+    hs.append(v * 0.5)
+    return fill(hs, np.sin(v) + hs[-1], n - 1)
+
+
+def tweak(d, v):
+    d['a'] = d['a'] * 0.9 + v
+    return d['b'] * v
 '''
 
 
@@ -57,7 +69,8 @@ class Program:
         r = self.rng
         choices = ["tanh", "mix", "acc", "append", "read", "pair", "state", "closure",
                    "dict", "ifexp", "comprehension", "augmented", "enumerate", "zip",
-                   "items", "setlist", "keyword", "push"]
+                   "items", "setlist", "keyword", "push", "grow", "fill", "tweak",
+                   "indexed"]
         if depth < 3:
             choices += ["for", "for", "if", "while"]
         if depth == 1:
@@ -93,6 +106,15 @@ class Program:
         elif kind == "keyword":
             self.emit(depth, "a, b = pair(h=h, w=w)")
             self.emit(depth, "h = b - a")
+        elif kind == "grow":
+            self.emit(depth, "grow(h)")
+        elif kind == "fill":
+            self.emit(depth, f"h = fill(hs, h, {r.randrange(3)}) * 0.5")
+        elif kind == "tweak":
+            self.emit(depth, "h = h + tweak(d, h) * 0.2")
+        elif kind == "indexed":
+            index = f"{self.loop_vars[-1]} % len(hs)" if self.loop_vars else "len(hs) // 2"
+            self.emit(depth, f"h = h * 0.5 + hs[{index}]")
         elif kind == "push":
             self.emit(depth, "h = push(hs, h) * 0.7")
         elif kind == "closure":
@@ -149,7 +171,8 @@ class Program:
     def source(self, n=4):
         self.lines = ["def f(w, x):", "    h = x", "    acc = 0.0", "    hs = [x]",
                       "    s = [x * 1.0, x * 2.0]", "    d = {'a': x * 0.5, 'b': x}", "",
-                      "    def layer(v):", "        return np.tanh(w[1] @ v) + s[0] * 0.1", ""]
+                      "    def layer(v):", "        return np.tanh(w[1] @ v) + s[0] * 0.1", "",
+                      "    def grow(v):", "        hs.append(np.cos(v) * 0.3)", ""]
         for _ in range(n):
             self.statement(1)
         self.emit(1, "return acc + np.sum(h * h) + np.sum(hs[-1]) + np.sum(s[0] * s[1]) + "
