@@ -48,6 +48,10 @@ def fill(hs, v, n):
     return fill(hs, np.sin(v) + hs[-1], n - 1)
 
 
+def both(w, h):
+    return [np.tanh(w[0] @ h), h * 0.5]
+
+
 def tweak(d, v):
     d['a'] = d['a'] * 0.9 + v
     return d['b'] * v
@@ -70,7 +74,7 @@ class Program:
         choices = ["tanh", "mix", "acc", "append", "read", "pair", "state", "closure",
                    "dict", "ifexp", "comprehension", "augmented", "enumerate", "zip",
                    "items", "setlist", "keyword", "push", "grow", "fill", "tweak",
-                   "indexed"]
+                   "indexed", "listret", "floatmix"]
         if depth < 3:
             choices += ["for", "for", "if", "while"]
         if depth == 1:
@@ -106,6 +110,14 @@ class Program:
         elif kind == "keyword":
             self.emit(depth, "a, b = pair(h=h, w=w)")
             self.emit(depth, "h = b - a")
+        elif kind == "listret":
+            self.emit(depth, "p = both(w, h)")
+            self.emit(depth, f"h = p[{r.randrange(2)}] + p[-1] * 0.5")
+        elif kind == "floatmix":
+            self.emit(depth, "c = 0.5")
+            self.emit(depth, "if len(hs) > 2:")
+            self.emit(depth + 1, "c = np.sum(h) * 0.01")
+            self.emit(depth, "h = h * c + x")
         elif kind == "grow":
             self.emit(depth, "grow(h)")
         elif kind == "fill":
@@ -198,6 +210,6 @@ def test_random_program(tmp_path, seed):
     x = rng.standard_normal((3, 2))
     try:
         check_grad(f, (w, x), rtol=1e-4, atol=1e-6)
-        check_grad(f, (w, x), wrt=1, rtol=1e-4, atol=1e-6)
+        check_grad(f, (tuple(w), x), wrt=(0, 1), rtol=1e-4, atol=1e-6)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nprogram:\n{textwrap.indent(text, '    ')}") from None
