@@ -329,9 +329,9 @@ class Reverse:
 
     def total_of_elementwise(self, value):
         """For ``s = np.sum(t)`` (all elements) where ``t`` is used only here and
-        comes from ``+ - * / **``: the name ``t``.  Its adjoint can stay the scalar
-        ``ds``: the rules of those operators broadcast it (``unbroadcast`` sums
-        or spreads to each operand's shape), so no array of copies is built."""
+        comes from ``* / **`` (or ``+ -`` with a constant): the name ``t``.  Its
+        adjoint can stay the scalar ``ds``: those rules spread it back to each
+        operand's shape, so no array of copies is built."""
         target = value.kt_target
         if target.kind == "primitive" and target.obj is np.sum and len(value.args) == 1 \
                 and not value.keywords:
@@ -346,10 +346,19 @@ class Reverse:
         name = operand.id
         definition = self.unit.single_defs.get(name)
         if self.unit.uses.get(name) != 1 or not isinstance(definition, ast.BinOp) or \
-                not isinstance(definition.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)) \
-                or name in self.mixed:
+                name in self.mixed:
             return None
-        return name
+        # The rules of * / ** multiply the adjoint by an operand or the output,
+        # which brings back every broadcast axis before unbroadcast sums; those
+        # of + and - pass it on alone, which is right only when the other
+        # operand is a constant (no broadcasting between two arrays).
+        if isinstance(definition.op, (ast.Mult, ast.Div, ast.Pow)):
+            return name
+        if isinstance(definition.op, (ast.Add, ast.Sub)) and (
+                isinstance(definition.left, ast.Constant) or
+                isinstance(definition.right, ast.Constant)):
+            return name
+        return None
 
     def index_value(self, index):
         """The run-time value of a subscript's index as an expression."""
