@@ -74,7 +74,7 @@ class Program:
         choices = ["tanh", "mix", "acc", "append", "read", "pair", "state", "closure",
                    "dict", "ifexp", "comprehension", "augmented", "enumerate", "zip",
                    "items", "setlist", "keyword", "push", "grow", "fill", "tweak",
-                   "indexed", "listret", "floatmix"]
+                   "indexed", "listret", "floatmix", "broadcast"]
         if depth < 3:
             choices += ["for", "for", "if", "while"]
         if depth == 1:
@@ -110,6 +110,11 @@ class Program:
         elif kind == "keyword":
             self.emit(depth, "a, b = pair(h=h, w=w)")
             self.emit(depth, "h = b - a")
+        elif kind == "broadcast":
+            column, row = f"w[{r.randrange(3)}][:, :1]", f"w[{r.randrange(3)}][:1, :2]"
+            op = r.choice(["+", "-", "*"])
+            self.emit(depth, f"acc = acc + np.sum(h {op} {column}) + np.sum({row} {op} h)")
+            self.emit(depth, f"h = h * 0.5 + {column} {op} {row}")
         elif kind == "listret":
             self.emit(depth, "p = both(w, h)")
             self.emit(depth, f"h = p[{r.randrange(2)}] + p[-1] * 0.5")
