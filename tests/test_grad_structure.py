@@ -737,3 +737,25 @@ def test_keyword_only_and_default_parameters():
     np.testing.assert_allclose(g(w, x, 2.0) - g(w, x), 3.0 * w)
     assert kt.grad(f_keyword_only, wrt=2)(w, x, lam=2.0) == pytest.approx(np.sum(w ** 2))
     assert kt.grad(f_positional_default, wrt=2)(w, x) == pytest.approx(np.sum(w ** 2))
+
+
+def f_view_then_augmented(x):
+    z = x * 2.0
+    y = z.T
+    z += 1.0
+    return np.sum(y * x.T)
+
+
+def f_slice_then_augmented(x):
+    z = x * 2.0
+    y = z[0]
+    z *= 3.0
+    return np.sum(y)
+
+
+@pytest.mark.parametrize("f", [f_view_then_augmented, f_slice_then_augmented])
+def test_augmented_after_a_view_is_refused(f):
+    """``z += v`` changes every view of ``z`` (NumPy's meaning): with a view taken
+    it cannot be rewritten as ``z = z + v``, and is refused with its line."""
+    with pytest.raises(kt.TransformError, match="in-place operator"):
+        kt.grad(f)(rnd(2, 2))

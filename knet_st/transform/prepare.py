@@ -14,7 +14,6 @@ import ast
 
 import numpy as np
 
-from .activity import names_in
 from .reverse import _call, _name
 
 
@@ -109,35 +108,44 @@ def lower_augmented(rev, func):
     func.body = lower(func.body)
 
 
+def _fresh(value):
+    """Whether an assigned value is a new array no other name shares: the result
+    of arithmetic, or of a NumPy element-wise function or reduction."""
+    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+        return True
+    return isinstance(value, ast.Call) and value.kt_target.kind == "primitive" and \
+        (isinstance(value.kt_target.obj, np.ufunc) or
+         value.kt_target.obj in (np.sum, np.mean, np.dot, np.matmul))
+
+
 def _private_arrays(rev, func):
-    """Variables that only ever hold new values no other name can see (results
-    of arithmetic and of NumPy's element-wise functions and reductions, never
-    copied, stored or passed on): for them ``x += v`` and ``x = x + v`` agree."""
-    fresh_calls = (np.ufunc,)
-    defs, escaped = {}, set()
+    """Variables that only ever hold new arrays that no other name can see or
+    view: every binding is :func:`_fresh`, and every use reads the values into
+    another fresh result (an operand of arithmetic, a comparison, an element-wise
+    function or reduction, a test, the returned value).  A view (``z.T``,
+    ``z[0]``, ``z.reshape``), a copy to another name, a container or a call would
+    see ``z += v`` change in place; for private variables ``z += v`` and
+    ``z = z + v`` agree."""
+    defs = {}
+    safe_reads = []                       # Name nodes read in a way that cannot alias
     for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
-        if isinstance(node, ast.Assign):
-            target, value = node.targets[0], node.value
-            if isinstance(target, ast.Name):
-                ok = isinstance(value, (ast.BinOp, ast.UnaryOp)) or (
-                    isinstance(value, ast.Call) and value.kt_target.kind == "primitive" and
-                    (isinstance(value.kt_target.obj, fresh_calls) or
-                     value.kt_target.obj in (np.sum, np.mean, np.dot, np.matmul)))
-                defs[target.id] = defs.get(target.id, True) and ok
-                if isinstance(value, ast.Name):
-                    escaped.add(value.id)
-            if isinstance(value, (ast.Tuple, ast.List, ast.Dict)) or \
-                    isinstance(target, ast.Subscript):
-                escaped |= names_in(value)
-            if isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local",
-                                                                         "opaque", "dynamic"):
-                escaped |= {a.id for a in value.args if isinstance(a, ast.Name)}
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            escaped |= names_in(node.value)
-        elif isinstance(node, ast.For):
-            defs[node.target.id] = False
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            var, value = node.targets[0].id, node.value
+            defs[var] = defs.get(var, True) and _fresh(value)
+            if isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Compare)) or _fresh(value):
+                safe_reads += [n for n in ast.walk(value) if isinstance(n, ast.Name)]
         elif isinstance(node, ast.AugAssign):
             defs.setdefault(node.target.id, False)
+            safe_reads += [n for n in ast.walk(node.value) if isinstance(n, ast.Name)]
+        elif isinstance(node, (ast.If, ast.While)) and isinstance(node.test, ast.Name):
+            safe_reads.append(node.test)
+        elif isinstance(node, ast.Return) and isinstance(node.value, ast.Name):
+            safe_reads.append(node.value)
+        elif isinstance(node, ast.For):
+            defs[node.target.id] = False
+    safe = {id(n) for n in safe_reads}
+    escaped = {n.id for n in ast.walk(ast.Module(body=func.body, type_ignores=[]))
+               if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in safe}
     params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
     return {v for v, ok in defs.items() if ok and v not in escaped and v not in params}
 
