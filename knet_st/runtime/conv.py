@@ -120,35 +120,31 @@ def conv_out_shape(wshape, xshape, padding=0, stride=1):
     return (N, O, OH, OW)
 
 
-def _t_rows_to_cols(xp, a2):
-    """Contiguous transpose of a 2-D (n, m) array to (m, n).
+def _transposed(xp, a2, block):
+    """Contiguous transpose of a 2-D array.
 
-    On NumPy the copy is done in row blocks, which is up to 2x faster than
-    one strided copy for the shapes met here (cache-friendlier)."""
+    On NumPy the copy is done ``block`` rows at a time, which is up to 2x
+    faster than one strided copy for the shapes met here (cache-friendlier):
+    32-row blocks for (N, C·H·W) -> (C·H·W, N), 256 for the way back."""
     if xp is not np:
         return xp.ascontiguousarray(a2.T)
     n, m = a2.shape
     if n * m < 65536:
         return np.ascontiguousarray(a2.T)
     out = np.empty((m, n), dtype=a2.dtype)
-    B = 32
-    for s in range(0, n, B):
-        out[:, s:s + B] = a2[s:s + B].T
+    for s in range(0, n, block):
+        out[:, s:s + block] = a2[s:s + block].T
     return out
+
+
+def _t_rows_to_cols(xp, a2):
+    """(N, C·H·W) -> contiguous (C·H·W, N)."""
+    return _transposed(xp, a2, 32)
 
 
 def _t_cols_to_rows(xp, a2):
-    """Contiguous transpose of a 2-D (m, n) array to (n, m), blocked on NumPy."""
-    if xp is not np:
-        return xp.ascontiguousarray(a2.T)
-    m, n = a2.shape
-    if n * m < 65536:
-        return np.ascontiguousarray(a2.T)
-    out = np.empty((n, m), dtype=a2.dtype)
-    B = 256
-    for s in range(0, m, B):
-        out[:, s:s + B] = a2[s:s + B].T
-    return out
+    """(C·H·W, N) -> contiguous (N, C·H·W)."""
+    return _transposed(xp, a2, 256)
 
 
 def _nchw_to_chwn(xp, x):
