@@ -255,10 +255,16 @@ def sum_grad(g, x, axis=None, keepdims=False):
     return out
 
 
+def _count(x, axis):
+    """How many elements of ``x`` each reduction over ``axis`` combines."""
+    if axis is None:
+        return np.size(x)
+    return np.prod([np.shape(x)[a] for a in (axis if isinstance(axis, tuple) else (axis,))])
+
+
 def mean_grad(g, x, axis=None, keepdims=False):
     """Adjoint of ``np.mean(x, axis, keepdims)``."""
-    count = np.size(x) if axis is None else np.prod(
-        [np.shape(x)[a] for a in (axis if isinstance(axis, tuple) else (axis,))])
+    count = _count(x, axis)
     return sum_grad(g / count, x, axis, keepdims)
 
 
@@ -416,8 +422,7 @@ def prod_grad(g, y, x, axis=None, keepdims=False):
 
 def var_grad(g, x, axis=None, ddof=0, keepdims=False):
     """Adjoint of ``np.var(x, axis, ddof=ddof, keepdims)``."""
-    count = np.size(x) if axis is None else np.prod(
-        [np.shape(x)[a] for a in (axis if isinstance(axis, tuple) else (axis,))])
+    count = _count(x, axis)
     centered = x - np.mean(x, axis=axis, keepdims=True)
     return 2 * centered * _expand(g, x, axis, keepdims) / (count - ddof)
 

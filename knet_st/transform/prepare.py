@@ -79,28 +79,16 @@ def lower_augmented(rev, func):
                     setattr(stmt, field, lower(getattr(stmt, field)))
             if isinstance(stmt, ast.AugAssign) and stmt.target.id in rev.active:
                 var = stmt.target.id
-                if var in private:
-                    temp = rev.names.fresh("t")
-                    rev.active.add(temp)
-                    out += [ast.Assign(targets=[_name(temp, True)],
-                                       value=ast.BinOp(left=_name(var), op=stmt.op,
-                                                       right=stmt.value), lineno=stmt.lineno),
-                            ast.Assign(targets=[_name(var, True)], value=_name(temp),
-                                       lineno=stmt.lineno)]
-                    continue
-                where = ast.Tuple(elts=[ast.Constant(rev.source.filename),
-                                        ast.Constant(stmt.lineno),
-                                        ast.Constant(rev.source.line(stmt.lineno))],
-                                  ctx=ast.Load())
-                check = ast.Expr(_call(rev.helper("check_not_array"), _name(var), where))
+                if var not in private:
+                    out.append(ast.Expr(_call(rev.helper("check_not_array"), _name(var),
+                                              rev.where(stmt))))
                 temp = rev.names.fresh("t")
-                compute = ast.Assign(targets=[_name(temp, True)],
-                                     value=ast.BinOp(left=_name(var), op=stmt.op,
-                                                     right=stmt.value), lineno=stmt.lineno)
-                rebind = ast.Assign(targets=[_name(var, True)], value=_name(temp),
-                                    lineno=stmt.lineno)
                 rev.active.add(temp)
-                out += [check, compute, rebind]
+                out += [ast.Assign(targets=[_name(temp, True)],
+                                   value=ast.BinOp(left=_name(var), op=stmt.op,
+                                                   right=stmt.value), lineno=stmt.lineno),
+                        ast.Assign(targets=[_name(var, True)], value=_name(temp),
+                                   lineno=stmt.lineno)]
             else:
                 out.append(stmt)
         return out

@@ -136,6 +136,11 @@ class Reverse:
         self.extra_sites = extra
         del self.loop_copies[copies:]
 
+    def where(self, stmt):
+        """``(file, line, text)`` of ``stmt``, for a run-time check's error."""
+        return ast.Tuple(elts=[ast.Constant(self.source.filename), ast.Constant(stmt.lineno),
+                               ast.Constant(self.source.line(stmt.lineno))], ctx=ast.Load())
+
     def error(self, message, node):
         return self.source.error(message, node)
 
@@ -441,11 +446,8 @@ class Reverse:
         base = target.value
         out = []
         if self.is_active(base) or self.is_active(stmt.value):
-            where = ast.Tuple(elts=[ast.Constant(self.source.filename),
-                                    ast.Constant(stmt.lineno),
-                                    ast.Constant(self.source.line(stmt.lineno))],
-                              ctx=ast.Load())
-            out.append(ast.Expr(_call(self.helper("check_container"), _name(base.id), where)))
+            out.append(ast.Expr(_call(self.helper("check_container"), _name(base.id),
+                                      self.where(stmt))))
             if base.id in self.unit.may_grow:
                 out += self.key_for(target, 1, stmt)
         return out + [stmt]
