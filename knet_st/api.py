@@ -6,9 +6,11 @@ import inspect
 
 import numpy as np
 
+from .errors import TransformError
 from .runtime.gradients import materialize
 from .runtime.nn import _TRAINING
 from .transform.compiler import Compiler, deps_valid
+from .transform.registry import refuse
 
 _CACHE_SIZE = 256
 _cache = collections.OrderedDict()     # the most recently compiled gradients
@@ -26,6 +28,11 @@ class GradFunction:
     def __init__(self, fn, wrt=0, verbose=False, value=False):
         if not callable(fn):
             raise TypeError(f"grad() needs a function, got {fn!r}")
+        if isinstance(fn, GradFunction):
+            code = fn.fn.__code__
+            raise TransformError("cannot differentiate a gradient function: derivatives of "
+                                 "derivatives are not supported yet", code.co_filename,
+                                 code.co_firstlineno)
         self.fn = fn
         self.single = isinstance(wrt, int)
         self.wrt = (wrt,) if self.single else tuple(wrt)
@@ -34,7 +41,7 @@ class GradFunction:
         self.signature = inspect.signature(fn)
         self.nparams = len(self.signature.parameters)
         self._compiled = None
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())
         if verbose:
             print(self.source())
 
@@ -141,6 +148,10 @@ def value_and_grad(fn=None, wrt=0, verbose=False):
     if fn is None:
         return lambda f: GradFunction(f, wrt, verbose, value=True)
     return GradFunction(fn, wrt, verbose, value=True)
+
+
+refuse("cannot call kt.grad or kt.value_and_grad inside a differentiated function: "
+       "derivatives of derivatives are not supported yet", grad, value_and_grad)
 
 
 def source(g):

@@ -285,30 +285,33 @@ def transpose_grad(g, axes=None):
     return np.transpose(g, np.argsort(axes))
 
 
+def _matrices(g, a, b):
+    """``g``, ``a`` and ``b`` with 1-D operands promoted as ``np.matmul`` does
+    (a vector on the left is a row, on the right a column)."""
+    if b.ndim == 1:
+        b = b[:, None]
+        g = g[..., None]
+    if a.ndim == 1:
+        a = a[None, :]
+        g = g[..., None, :]
+    return g, a, b
+
+
 def matmul_grad_a(g, a, b):
-    """Adjoint of ``a @ b`` with respect to ``a``."""
+    """Adjoint of ``a @ b`` with respect to ``a``, for every pair of ranks
+    ``np.matmul`` accepts (batch axes broadcast and summed back)."""
     if a.ndim == 2 and b.ndim == 2:
         return g @ b.T
-    if a.ndim == 1 and b.ndim == 1:
-        return g * b
-    if a.ndim == 1:
-        return b @ g
-    if b.ndim == 1:
-        return np.multiply.outer(g, b)
-    return unbroadcast(g @ np.swapaxes(b, -1, -2), a)
+    g2, a2, b2 = _matrices(g, a, b)
+    return unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2).reshape(a.shape)
 
 
 def matmul_grad_b(g, a, b):
-    """Adjoint of ``a @ b`` with respect to ``b``."""
+    """Adjoint of ``a @ b`` with respect to ``b`` (see :func:`matmul_grad_a`)."""
     if a.ndim == 2 and b.ndim == 2:
         return a.T @ g
-    if a.ndim == 1 and b.ndim == 1:
-        return g * a
-    if a.ndim == 1:
-        return np.multiply.outer(a, g)
-    if b.ndim == 1:
-        return a.T @ g
-    return unbroadcast(np.swapaxes(a, -1, -2) @ g, b)
+    g2, a2, b2 = _matrices(g, a, b)
+    return unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2).reshape(b.shape)
 
 
 def split_grad(g, xs, axis, stacked):
@@ -416,8 +419,19 @@ def seqkey(x, index):
 
 
 def prod_grad(g, y, x, axis=None, keepdims=False):
-    """Adjoint of ``np.prod(x, axis, keepdims)`` (``x`` without zeros)."""
-    return _expand(g * y, x, axis, keepdims) / x
+    """Adjoint of ``np.prod(x, axis, keepdims)``: each element's gradient is the
+    product of the others (exact zeros included: no division)."""
+    ndim = np.ndim(x)
+    axes = tuple(range(ndim)) if axis is None else \
+        tuple(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+    last = tuple(range(ndim - len(axes), ndim))
+    moved = np.moveaxis(x, axes, last)
+    flat = moved.reshape(moved.shape[:ndim - len(axes)] + (-1,))
+    ones = np.ones_like(flat[..., :1])
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], -1), -1)
+    right = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat[..., 1:], -1)], -1), -1), -1)
+    others = np.moveaxis((left * right).reshape(moved.shape), last, axes)
+    return _expand(g, x, axis, keepdims) * others
 
 
 def var_grad(g, x, axis=None, ddof=0, keepdims=False):
@@ -471,7 +485,7 @@ def tile_grad(g, x, reps):
 
 def take_grad(g, x, indices, axis=None):
     """Adjoint of ``np.take(x, indices, axis)``."""
-    out = np.zeros_like(x)
+    out = np.zeros_like(x, order="C")     # a C-order buffer: reshape(-1) is a view
     if axis is None:
         scatter_add(out.reshape(-1), indices, g)
         return out
@@ -481,11 +495,41 @@ def take_grad(g, x, indices, axis=None):
     return out
 
 
-def pad_grad(g, x, pad_width):
-    """Adjoint of ``np.pad(x, pad_width)`` (constant padding)."""
-    widths = np.broadcast_to(np.asarray(pad_width), (np.ndim(x), 2))
-    index = tuple(slice(int(lo), int(lo) + n) for (lo, _), n in zip(widths, np.shape(x)))
-    return g[index]
+_PAD_MODES = ("edge", "reflect", "symmetric", "wrap")
+
+
+def pad_grad(g, x, pad_width, mode="constant", options=None):
+    """Adjoint of ``np.pad(x, pad_width, mode)``.  Constant padding: the interior
+    of ``g``.  Modes that copy elements (edge, reflect, symmetric, wrap): each
+    element of ``g`` added back to the element it copies, found by padding
+    the array of element numbers the same way."""
+    if mode == "constant":
+        widths = np.broadcast_to(np.asarray(pad_width), (np.ndim(x), 2))
+        index = tuple(slice(int(lo), int(lo) + n) for (lo, _), n in zip(widths, np.shape(x)))
+        return g[index]
+    if mode not in _PAD_MODES or (options or {}).get("reflect_type", "even") != "even":
+        from ..errors import TransformError
+        raise TransformError(f"no gradient is defined for np.pad with mode={mode!r}"
+                             f"{' and ' + repr(options) if options else ''}")
+    numbers = np.pad(np.arange(np.size(x)).reshape(np.shape(x)), pad_width, mode=mode)
+    out = np.zeros_like(x, order="C")
+    if not isinstance(out, np.ndarray):
+        from .backend import get_array_module
+        numbers = get_array_module(out).asarray(numbers)
+    scatter_add(out.reshape(-1), numbers.reshape(-1), g.reshape(-1))
+    return out
+
+
+def item_grad(g, a, args):
+    """Adjoint of ``a.item(*args)``: ``g`` at the one element read."""
+    out = np.zeros_like(a, dtype=np.result_type(a, g), order="C")
+    if not args:
+        out.reshape(-1)[0] = g
+    elif len(args) == 1 and not isinstance(args[0], tuple):
+        out.reshape(-1)[args[0]] = g
+    else:
+        out[tuple(args[0]) if len(args) == 1 else tuple(args)] = g
+    return out
 
 
 def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):

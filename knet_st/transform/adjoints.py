@@ -13,8 +13,9 @@ import operator
 import numpy as np
 
 from ..runtime.gradients import (
-    astype_grad, builtin_sum_grad, element, element_grad, clip_grads, inner_grads, method_axes, array_grad, cumsum_grad, det_grad, diag_grad, extremum_grad, hstack_axis, inv_grad,
-    matmul_grad_a, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
+    array_grad, astype_grad, builtin_sum_grad, clip_grads, cumsum_grad, det_grad, diag_grad,
+    element, element_grad, extremum_grad, hstack_axis, inner_grads, inv_grad, item_grad,
+    method_axes, matmul_grad_a, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
     split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
 from .registry import adjoint, nondifferentiable
@@ -303,6 +304,16 @@ def array(dy, y, object, dtype=None):
     dobject = array_grad(astype_grad(dy, y, y.dtype), object)
 
 
+@adjoint(np.full)
+def full(dy, y, shape, fill_value, dtype=None):
+    dfill_value = unbroadcast(dy, fill_value)
+
+
+@adjoint(np.full_like)
+def full_like(dy, y, a, fill_value, dtype=None):
+    dfill_value = unbroadcast(dy, fill_value)
+
+
 @adjoint(np.trace)
 def trace(dy, y, a):
     da = dy * np.eye(a.shape[0], a.shape[1], dtype=a.dtype)
@@ -461,7 +472,7 @@ def take(dy, y, a, indices, axis=None):
 
 @adjoint(np.pad)
 def pad(dy, y, array, pad_width, mode="constant", **options):
-    darray = pad_grad(dy, array, pad_width)
+    darray = pad_grad(dy, array, pad_width, mode, options)
 
 
 @adjoint(np.inner)
@@ -514,7 +525,7 @@ def item_method(a, *args):
 
 @adjoint(item_method)
 def item_rule(dy, y, a, *args):
-    da = np.ones_like(a) * dy
+    da = item_grad(dy, a, args)
 
 
 # ---- functions with no gradient ----------------------------------------------
@@ -523,9 +534,9 @@ nondifferentiable(
     len, range, print, isinstance, int, bool, round, type, enumerate, zip,
     np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.sign, np.floor,
     np.ceil, np.round, np.rint, np.zeros_like, np.ones_like, np.empty_like,
-    np.full_like, np.isnan, np.isinf, np.isfinite, np.equal, np.not_equal, np.less,
+    np.isnan, np.isinf, np.isfinite, np.equal, np.not_equal, np.less,
     np.less_equal, np.greater, np.greater_equal, np.logical_and, np.logical_or,
-    np.logical_not, np.arange, np.zeros, np.ones, np.eye, np.full, np.empty,
+    np.logical_not, np.arange, np.zeros, np.ones, np.eye, np.empty,
     operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
     operator.not_, operator.floordiv, np.floor_divide)
 

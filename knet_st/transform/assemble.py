@@ -13,7 +13,8 @@ function returns ``(result, saved)``, the backward one unpacks ``saved``.
 import ast
 import copy
 
-from .prepare import assignment_sites, check_aliasing, insert_live_flags, lower_augmented
+from .prepare import (assignment_sites, check_aliasing, insert_live_flags, lower_augmented,
+                      sparse_adjoints)
 from .reverse import ANY, ZERO, Marker, _assign, _call, _name, _none
 
 
@@ -92,6 +93,7 @@ def build(rev, func):
     lower_augmented(rev, func)
     insert_live_flags(rev, func, params)
     rev.unit.sites = assignment_sites(func, params)
+    rev.sparse = sparse_adjoints(func)
     primal = rev.block_fwd(func.body, 0)
     rev.dout = names.fresh("dout")
     K = {}

@@ -21,7 +21,7 @@ from .names import Names
 from .normalize import global_names, normalize
 from .optimize import propagate_copies
 from .parse import parse_function
-from .resolve import Environment, Target, resolve_call
+from .resolve import Environment, Target, resolve_calls
 from .assemble import build
 from .prepare import assignment_sites
 from .reverse import Reverse, bound_name
@@ -93,13 +93,7 @@ class Unit:
         normalize(tree, self.names, source)
         self.params = [a.arg for a in tree.args.posonlyargs + tree.args.args +
                        tree.args.kwonlyargs]
-        local_names = set(self.params) | {n.id for n in ast.walk(tree)
-                                          if isinstance(n, ast.Name)
-                                          and isinstance(n.ctx, ast.Store)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                node.kt_target = resolve_call(node, env, local_names,
-                                              self.local_functions, source)
+        resolve_calls(tree, env, self.local_functions, source)
         self.sites = assignment_sites(tree, self.params)
         self.uses = {}
         for node in ast.walk(tree):

@@ -47,11 +47,16 @@ def parse_function(fn):
     """
     code = getattr(fn, "__code__", None)
     filename = code.co_filename if code else "<unknown>"
+    if code is None:
+        raise TransformError(f"cannot differentiate {fn!r}: it is not a Python function "
+                             "(a gradient of a gradient is not supported yet)", filename)
     if getattr(fn, "__name__", "") == "<lambda>":
         raise TransformError("cannot differentiate a lambda: define it with def",
                              filename, code.co_firstlineno if code else None)
     try:
-        lines, first_line = inspect.getsourcelines(fn)
+        # The code object, not the function: inspect would follow ``__wrapped__``
+        # (functools.wraps) to the inner function and drop what the wrapper does.
+        lines, first_line = inspect.getsourcelines(code)
     except (OSError, TypeError) as exc:
         raise TransformError(f"cannot read the source of {fn!r}: {exc}", filename,
                              code.co_firstlineno if code else None) from None

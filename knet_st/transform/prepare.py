@@ -228,3 +228,31 @@ def assignment_sites(tree, params):
 
     walk(tree.body, False)
     return sites
+
+
+def sparse_adjoints(func):
+    """Variables whose adjoint may arrive sparse (an index gradient or a
+    container's dict): those read by index, those passed to user functions,
+    and, through copies ``a = b``, the variables copied into them.  Adjoint
+    templates read a dense array, so these get ``dense(d)`` first."""
+    sparse = set()
+    copies = []
+    for node in ast.walk(func):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and \
+                isinstance(node.value, ast.Name):
+            sparse.add(node.value.id)
+        elif isinstance(node, ast.Call) and getattr(node, "kt_target", None) is not None \
+                and node.kt_target.kind in ("user", "local"):
+            sparse |= {a.id for a in list(node.args) + [k.value for k in node.keywords]
+                       if isinstance(a, ast.Name)}
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \
+                isinstance(node.value, ast.Name):
+            copies.append((node.targets[0].id, node.value.id))
+    grown = True
+    while grown:
+        grown = False
+        for target, value in copies:
+            if target in sparse and value not in sparse:
+                sparse.add(value)
+                grown = True
+    return sparse

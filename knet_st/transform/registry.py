@@ -23,6 +23,7 @@ import textwrap
 
 _RULES = {}
 _NONDIFFERENTIABLE = set()
+_REFUSED = {}
 
 
 class Rule:
@@ -61,10 +62,17 @@ class Rule:
             if not self.varargs:
                 raise TypeError(f"{self.name}() given {len(args)} positional arguments")
             bound[self.varargs] = ast.Tuple(elts=positional, ctx=ast.Load())
+        extra = {}
         for key, value in keywords.items():
             if key in bound or key not in self.params + self.kwonly and not self.varkw:
                 raise TypeError(f"{self.name}() got an unexpected keyword argument {key!r}")
-            bound[key] = value
+            if key in self.params + self.kwonly:
+                bound[key] = value
+            else:
+                extra[key] = value
+        if self.varkw:
+            bound[self.varkw] = ast.Dict(keys=[ast.Constant(k) for k in extra],
+                                         values=list(extra.values()))
         for name in self.params + self.kwonly:
             if name not in bound:
                 if name not in self.defaults:
@@ -117,6 +125,21 @@ def nondifferentiable(*functions):
     """Declares functions whose result carries no gradient (``len``, ``np.argmax``...)."""
     for fn in functions:
         _NONDIFFERENTIABLE.add(_key(fn))
+
+
+def refuse(why, *functions):
+    """Declares functions that a differentiated function may not call, with the
+    reason the compiler gives (``kt.grad`` inside a loss, until higher order)."""
+    for fn in functions:
+        _REFUSED[_key(fn)] = why
+
+
+def refusal(fn):
+    """Why ``fn`` may not be called in a differentiated function, or ``None``."""
+    try:
+        return _REFUSED.get(_key(fn))
+    except TypeError:
+        return None
 
 
 def _key(fn):

@@ -10,7 +10,8 @@ A call is one of:
 * ``method``: ``x.sum()``, ``xs.append(v)``: a method of a local value;
 * ``opaque``: anything else (a class, a C function without a rule): fine on
   values that carry no gradient, an error on values that do;
-* ``dynamic``: a function held in a local variable.
+* ``dynamic``: a function held in a local variable;
+* ``refused``: a function declared never to be called in differentiated code.
 """
 
 import ast
@@ -18,7 +19,7 @@ import builtins
 import types
 from dataclasses import dataclass
 
-from .registry import is_nondifferentiable, rule_for
+from .registry import is_nondifferentiable, refusal, rule_for
 
 
 @dataclass
@@ -62,6 +63,8 @@ class Environment:
 
 def classify(obj, name=""):
     """The :class:`Target` for a statically known callable."""
+    if refusal(obj) is not None:
+        return Target("refused", obj, name)
     if rule_for(obj) is not None:
         return Target("primitive", obj, name)
     if is_nondifferentiable(obj):
@@ -78,8 +81,32 @@ def dotted_root(node):
     return node
 
 
+def resolve_calls(tree, env, local_functions, source):
+    """Sets ``kt_target`` on every call of the normalized function ``tree``; a
+    refused function is a :class:`TransformError` at the call's line."""
+    params = [a.arg for a in tree.args.posonlyargs + tree.args.args + tree.args.kwonlyargs]
+    local_names = set(params) | {n.id for n in ast.walk(tree)
+                                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+    def visit(node, stmt):
+        for child in ast.iter_child_nodes(node):
+            where = child if isinstance(child, ast.stmt) else stmt
+            if isinstance(child, ast.Call):
+                child.kt_target = resolve_call(child, env, local_names, local_functions,
+                                               source)
+                if child.kt_target.kind == "refused":
+                    raise source.error(refusal(child.kt_target.obj), where)
+            visit(child, where)
+
+    visit(tree, tree)
+
+
 def resolve_call(call, env, local_names, local_functions, source):
     """The :class:`Target` of an ``ast.Call`` in normalized code."""
+    return _resolve(call, env, local_names, local_functions, source)
+
+
+def _resolve(call, env, local_names, local_functions, source):
     runtime = getattr(call, "kt_runtime", None)
     if runtime:
         return Target("nondiff", None, runtime)

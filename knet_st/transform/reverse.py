@@ -101,7 +101,7 @@ class Reverse:
         self.adjnames = {}
         self.extra_sites = {}
         self.special = set()
-        self.index_read = set()
+        self.sparse = set()
         self.stack = None
         self.ret = None
         self.loop_copies = []
@@ -248,7 +248,7 @@ class Reverse:
                 skipped = dict(K)
                 body = self.rhs_adjoint(stmt, var, value, K)
                 if body:
-                    if var in self.unit.index_read:
+                    if var in self.sparse:
                         body.insert(0, _assign(d, _call(self.helper("dense"), _name(d))))
                     merged, fix_body, fix_skip = merge(K, skipped)
                     K.clear()
