@@ -187,6 +187,18 @@ def check_container(x, where):
             *where)
 
 
+def snapshot(x):
+    """The value ``x`` has now, kept for the backward pass: a copy of an array,
+    list or dict (the forward pass goes on to change it in place); numbers,
+    strings and tuples of them as they are."""
+    if hasattr(x, "shape") and hasattr(x, "copy"):
+        return x.copy()
+    if isinstance(x, (list, dict, tuple)):
+        import copy
+        return copy.deepcopy(x)
+    return x
+
+
 def check_not_array(x, where):
     """Refuses ``x += v`` on an array whose gradient is taken (it would change
     the array in place); numbers are fine."""

@@ -10,10 +10,10 @@ and so do containers a called user function may mutate.
 import ast
 
 from .adjoints import NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
+from .effects import MUTATING_METHODS, out_arguments
+from .trees import statements as walk_statements
 
 INACTIVE_OPS = (ast.FloorDiv, ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
-MUTATING_METHODS = {"append", "extend", "insert", "pop", "remove", "clear", "update",
-                    "setdefault"}
 
 
 def names_in(node):
@@ -67,7 +67,7 @@ def analyze(body, params, mutated_args):
     arguments of a user-function call that the callee may mutate.
     """
     active = set(params)
-    statements = list(_walk(body))
+    statements = list(walk_statements(body))
     changed = True
     while changed:
         changed = False
@@ -84,6 +84,10 @@ def analyze(body, params, mutated_args):
                 if isinstance(target, ast.Name):
                     if value_active(stmt.value, active):
                         mark(target.id)
+                        if isinstance(stmt.value, ast.Call):
+                            for out in out_arguments(stmt.value):
+                                if isinstance(out, ast.Name):
+                                    mark(out.id)
                     call = stmt.value
                     if isinstance(call, ast.Call) and call.kt_target.kind in ("user", "local") \
                             and value_active(call, active):
@@ -106,10 +110,3 @@ def analyze(body, params, mutated_args):
                 if isinstance(stmt.iter, ast.Name) and stmt.iter.id in active:
                     mark(stmt.target.id)
     return active
-
-
-def _walk(body):
-    for stmt in body:
-        yield stmt
-        for field in ("body", "orelse"):
-            yield from _walk(getattr(stmt, field, []))

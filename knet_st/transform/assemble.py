@@ -15,7 +15,9 @@ import copy
 
 from .prepare import (assignment_sites, check_aliasing, insert_live_flags, lower_augmented,
                       sparse_adjoints)
-from .reverse import ANY, ZERO, Marker, _assign, _call, _name, _none
+from .inplace import lower_out, snapshot_reads
+from .reverse import ANY, ZERO, Marker
+from .trees import assign as _assign, call as _call, name as _name, none as _none
 
 
 class _Finisher:
@@ -84,13 +86,15 @@ def _mark_adjoint_loops(stmts):
                 node.kt_adjoint = True
 
 
-def build(rev, func):
+def build(rev, func, effects, callee_mutates):
     """Runs the reverse pass over the normalized ``func``; returns the forward
     and backward ``FunctionDef`` trees."""
     names = rev.names
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
     check_aliasing(rev, func, params)
+    lower_out(rev, func)
     lower_augmented(rev, func)
+    snapshot_reads(rev, func, effects, callee_mutates)
     insert_live_flags(rev, func, params)
     rev.unit.sites = assignment_sites(func, params)
     rev.sparse = sparse_adjoints(func)

@@ -14,6 +14,7 @@ import linecache
 
 from . import adjoints  # noqa: F401  (registers the rules)
 from .activity import analyze
+from .effects import function_effects, mutated_parameters
 from .fence import check
 from .jumps import lower
 from .lift import lift
@@ -24,7 +25,8 @@ from .parse import parse_function
 from .resolve import Environment, Target, resolve_calls
 from .assemble import build
 from .prepare import assignment_sites
-from .reverse import Reverse, bound_name
+from .reverse import Reverse
+from .trees import bound_name
 from ..runtime import gradients as rt
 
 _ABSENT = object()
@@ -145,6 +147,7 @@ class Compiler:
         self.jobs = {}
         self.functions = []
         self.deps = []
+        self.summaries = {}
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -211,10 +214,11 @@ class Compiler:
         def mutated(call):
             return self.mutated_args(call, work)
 
+        effects = function_effects(tree, mutated)
         active = analyze(tree.body, params, mutated)
         rev = Reverse(work, active, params, self, is_top)
         rev.fwd_name, rev.bwd_name = fwd_name, bwd_name
-        fwd, bwd = build(rev, tree)
+        fwd, bwd = build(rev, tree, effects, mutated)
         propagate_copies(bwd)
         for fn in (fwd, bwd):
             self._bind_globals(fn, work)
@@ -243,23 +247,25 @@ class Compiler:
                 node.kt_bound = True
 
     def mutated_args(self, call, caller):
-        """Names passed to a user function that the callee may mutate."""
+        """Names passed to a user function that the callee may change in place."""
         unit = self.unit_for(call.kt_target)
-        mutated = set()
-        for node in ast.walk(unit.tree):
-            base = None
-            if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-                base = node.value
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr in ("append", "extend", "insert"):
-                base = node.func.value
-            elif isinstance(node, ast.Call) and node.kt_target.kind in ("user", "local"):
-                mutated |= {a.id for a in node.args if isinstance(a, ast.Name)}
-            if isinstance(base, ast.Name):
-                mutated.add(base.id)
+        params = self.mutated_params(unit)
         bound = self.bind_call(call, caller)
         return {a.id for a, p in zip(bound, unit.params)
-                if p in mutated and isinstance(a, ast.Name)}
+                if p in params and isinstance(a, ast.Name)}
+
+    def mutated_params(self, unit):
+        """The parameters ``unit`` changes in place (a fixed point through
+        recursion, which starts from none)."""
+        key = id(unit)
+        if key in self.summaries:
+            return self.summaries[key]
+        self.summaries[key] = set()
+        while True:
+            found = mutated_parameters(unit.tree, lambda c: self.mutated_args(c, unit))
+            if found == self.summaries[key]:
+                return found
+            self.summaries[key] = found
 
     def bind_call(self, call, caller):
         """The argument nodes of a user-function call, one per parameter in order

@@ -12,13 +12,11 @@ jump).
 
 import ast
 
+from .trees import assign as _assign
+
 
 def _parse(text):
     return ast.parse(text).body
-
-
-def _assign(name, value):
-    return ast.Assign(targets=[ast.Name(name, ast.Store())], value=value)
 
 
 def _const(value):

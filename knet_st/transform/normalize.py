@@ -20,19 +20,10 @@ an index).
 import ast
 import copy
 
+from .effects import MUTATING_METHODS
+from .trees import assign as _assign, name as _name
+
 ATOMS = (ast.Name, ast.Constant)
-
-
-def _name(id, store=False):
-    return ast.Name(id, ast.Store() if store else ast.Load())
-
-
-def _assign(target, value, like=None):
-    node = ast.Assign(targets=[_name(target, True) if isinstance(target, str) else target],
-                      value=value)
-    if like is not None:
-        ast.copy_location(node, like)
-    return node
 
 
 def _call(func, *args):
@@ -125,8 +116,7 @@ class Normalizer:
             return
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
                 and isinstance(value.func.value, ast.Name) \
-                and value.func.attr in ("append", "extend", "insert", "pop", "remove",
-                                        "clear", "update", "setdefault"):
+                and value.func.attr in MUTATING_METHODS:
             call = self.simple(value)
             self.emit(ast.Expr(call))
             return

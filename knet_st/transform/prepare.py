@@ -14,7 +14,7 @@ import ast
 
 import numpy as np
 
-from .reverse import _call, _name
+from .trees import call as _call, name as _name
 
 
 def check_aliasing(rev, func, params):

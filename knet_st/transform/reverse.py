@@ -32,6 +32,7 @@ from .activity import call_operands, names_in
 from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
 from .registry import rule_for
 from .resolve import Target
+from .trees import assign as _assign, bound_name, call as _call, name as _name, none as _none
 
 ZERO, DENSE, ANY = "zero", "dense", "any"
 
@@ -40,31 +41,6 @@ BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
 UNARYOPS = {ast.USub: "neg", ast.UAdd: "pos"}
 CONTAINER_GRADS = {"split_grad", "vstack_grad", "array_grad", "seq", "builtin_sum_grad",
                    "element_grad"}
-
-
-def _name(id, store=False):
-    return ast.Name(id, ast.Store() if store else ast.Load())
-
-
-def bound_name(key):
-    """A Name of the generated module's namespace (not a user's global)."""
-    node = _name(key)
-    node.kt_bound = True
-    return node
-
-
-def _assign(target, value):
-    if isinstance(target, str):
-        target = _name(target, True)
-    return ast.Assign(targets=[target], value=value)
-
-
-def _call(func, *args):
-    return ast.Call(func=func, args=list(args), keywords=[])
-
-
-def _none():
-    return ast.Constant(None)
 
 
 class Marker(ast.Expr):

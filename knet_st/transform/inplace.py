@@ -1,0 +1,183 @@
+"""Pass 5c, in place: changes of objects in place made safe for the backward pass.
+
+Reads the :mod:`effects` of the function; runs after activity, before reverse.
+
+* :func:`lower_out`: ``t = f(a, out=o)`` where a value carries a gradient
+  becomes ``t = f(a); o = t`` when no other name can see ``o``'s old object;
+  otherwise it is refused.  ``out=`` on values without gradients is kept.
+* :func:`snapshot_reads`: a statement whose adjoint reads a value without
+  gradient that may change in place later (``s += 1.0``, ``buf[:] = v``,
+  ``mask[i] = False``, ``np.copyto(idx, p)``, a helper that fills it) reads a
+  copy taken at that point instead: ``s_now = snapshot(s)`` (numbers are not
+  copied).  The backward pass then sees the value the forward statement saw.
+"""
+
+import ast
+
+import numpy as np
+
+from ..runtime import gradients as rt
+from .activity import value_active
+from .effects import call_mutates, out_arguments
+from .resolve import Target
+from .trees import assign, call, name, stored_names
+
+# Calls whose result is a new array no other name shares.
+_ALLOCATIONS = (np.zeros, np.ones, np.empty, np.full, np.zeros_like, np.ones_like,
+                np.empty_like, np.full_like, np.copy, np.array)
+
+
+def _statements(body):
+    for stmt in body:
+        yield stmt
+        yield from _statements(getattr(stmt, "body", []))
+        yield from _statements(getattr(stmt, "orelse", []))
+
+
+def _new_object(value):
+    """Whether an assigned value is a new array that no other name shares."""
+    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+        return True
+    target = getattr(value, "kt_target", None)
+    if not isinstance(value, ast.Call) or target is None or target.kind != "primitive" and \
+            target.kind != "nondiff":
+        return False
+    if out_arguments(value):
+        return False
+    return isinstance(target.obj, np.ufunc) or target.obj in _ALLOCATIONS or \
+        target.obj in (np.sum, np.mean, np.dot, np.matmul)
+
+
+def _sole_owner(func, var):
+    """Whether every binding of ``var`` is a new object and no other name can
+    share it: each read of ``var`` is an operand of arithmetic or of a call
+    that makes a new array."""
+    for stmt in _statements(func.body):
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) and \
+                stmt.targets[0].id == var and not _new_object(stmt.value):
+            return False
+        if isinstance(stmt, ast.For) and var in stored_names(stmt.target):
+            return False
+        reads = [stmt.value] if isinstance(stmt, (ast.Assign, ast.Expr, ast.AugAssign)) \
+            else []
+        for value in reads:
+            shared = isinstance(value, (ast.Name, ast.Subscript, ast.Attribute, ast.Tuple,
+                                        ast.List, ast.Dict)) or \
+                isinstance(value, ast.Call) and not _new_object(value) and \
+                not out_arguments(value)
+            if shared and var in {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}:
+                return False
+    params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    return var not in params
+
+
+def lower_out(rev, func):
+    """Rewrites ``out=`` calls whose values carry gradients (see the module doc)."""
+
+    def lower(stmts):
+        out = []
+        for stmt in stmts:
+            for field_name in ("body", "orelse"):
+                if hasattr(stmt, field_name):
+                    setattr(stmt, field_name, lower(getattr(stmt, field_name)))
+            value = getattr(stmt, "value", None)
+            outs = out_arguments(value) if isinstance(value, ast.Call) else []
+            involved = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)} \
+                if outs else set()
+            if not outs or not (involved & rev.active or value_active(value, rev.active)):
+                out.append(stmt)
+                continue
+            if len(outs) != 1 or not isinstance(outs[0], ast.Name) or \
+                    not isinstance(stmt, ast.Assign) or \
+                    not _sole_owner(func, outs[0].id):
+                raise rev.error("cannot differentiate 'out=' here: the array it writes "
+                                "into is shared (a parameter, a view, another name); "
+                                "assign the result instead, e.g. 'h = np.tanh(h)'", stmt)
+            target = outs[0].id
+            value.keywords = [k for k in value.keywords if k.arg != "out"]
+            rev.active.add(target)
+            out.append(stmt)
+            out.append(assign(target, name(stmt.targets[0].id), like=stmt))
+        return out
+
+    func.body = lower(func.body)
+
+
+def _reads_backward(stmt, rev, callee_mutates):
+    """The names of values without gradient that ``stmt``'s adjoint may read,
+    excluding the ones a called user function changes itself."""
+    if isinstance(stmt, ast.Assign):
+        target, value = stmt.targets[0], stmt.value
+        if isinstance(target, ast.Subscript):
+            if not (rev.is_active(target.value) or value_active(value, rev.active)):
+                return set()
+            nodes = [target.slice]
+        else:
+            user = isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local")
+            if not (value_active(value, rev.active) or
+                    user and {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+                    & rev.active):
+                return set()
+            nodes = [value]
+            if user:
+                reads = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+                return reads - set(call_mutates(value, callee_mutates))
+    elif isinstance(stmt, ast.If):
+        nodes = [stmt.test]
+    elif isinstance(stmt, ast.For):
+        nodes = [stmt.iter]
+    else:
+        return set()
+    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Load)}
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, renames):
+        self.renames = renames
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load) and node.id in self.renames:
+            return ast.copy_location(name(self.renames[node.id]), node)
+        return node
+
+
+def snapshot_reads(rev, func, effects, callee_mutates):
+    """Copies unstable values without gradient where the backward pass reads
+    them (see the module doc)."""
+    unstable = effects.unstable - rev.active
+
+    def header(stmt):
+        return stmt.test if isinstance(stmt, ast.If) else \
+            stmt.iter if isinstance(stmt, ast.For) else stmt
+
+    def visit(stmts):
+        out = []
+        for stmt in stmts:
+            for field_name in ("body", "orelse"):
+                if hasattr(stmt, field_name):
+                    setattr(stmt, field_name, visit(getattr(stmt, field_name)))
+            wanted = sorted(_reads_backward(stmt, rev, callee_mutates) & unstable)
+            if wanted and not getattr(getattr(stmt, "value", None), "func", None) is None \
+                    and getattr(stmt.value.func, "kt_bound", False):
+                wanted = []        # a check the compiler inserted
+            renames = {}
+            for var in wanted:
+                copy_name = rev.names.fresh(f"{var}_now")
+                copy_call = call(rev.helper("snapshot"), name(var))
+                copy_call.kt_target = Target("nondiff", rt.snapshot, "snapshot")
+                out.append(assign(copy_name, copy_call, like=stmt))
+                renames[var] = copy_name
+            if renames:
+                renamer = _Rename(renames)
+                if isinstance(stmt, (ast.If, ast.For)):
+                    part = "test" if isinstance(stmt, ast.If) else "iter"
+                    setattr(stmt, part, renamer.visit(header(stmt)))
+                elif isinstance(stmt.targets[0], ast.Subscript):
+                    stmt.targets[0].slice = renamer.visit(stmt.targets[0].slice)
+                else:
+                    stmt.value = renamer.visit(stmt.value)
+            out.append(stmt)
+        return out
+
+    func.body = visit(func.body)

@@ -1,0 +1,57 @@
+"""Tree builders and walkers shared by the passes (one of each)."""
+
+import ast
+
+
+def name(id, store=False):
+    """``ast.Name`` of ``id``, loaded (or stored)."""
+    return ast.Name(id, ast.Store() if store else ast.Load())
+
+
+def bound_name(key):
+    """A Name of the generated module's namespace (not a user's global): the
+    compiler binds it to its object itself (see ``facts.BOUND``)."""
+    node = name(key)
+    node.kt_bound = True
+    return node
+
+
+def assign(target, value, like=None):
+    """``target = value``; ``target`` a name or a target node; the line of
+    ``like`` when given."""
+    if isinstance(target, str):
+        target = name(target, True)
+    node = ast.Assign(targets=[target], value=value)
+    if like is not None:
+        ast.copy_location(node, like)
+    return node
+
+
+def call(func, *args):
+    """``func(*args)`` for a function node ``func``."""
+    return ast.Call(func=func, args=list(args), keywords=[])
+
+
+def none():
+    """The constant ``None``."""
+    return ast.Constant(None)
+
+
+def statements(body):
+    """Every statement of ``body``, nested bodies included, in order."""
+    for stmt in body:
+        yield stmt
+        for field in ("body", "orelse"):
+            yield from statements(getattr(stmt, field, []))
+
+
+def loaded_names(node):
+    """The names read in ``node``."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Load)}
+
+
+def stored_names(node):
+    """The names bound in ``node``."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Store)}
