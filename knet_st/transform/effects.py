@@ -46,11 +46,17 @@ class Effect:
 class Effects:
     """What a function does: ``mutated`` names (their objects change in place),
     ``grown`` lists, ``unstable`` names (may change in place after a read),
-    ``by_statement`` maps ``id(stmt)`` to its :class:`Effect`."""
+    ``by_statement`` maps ``id(stmt)`` to its :class:`Effect`, ``changed`` the
+    objects changed in place (see :func:`points_to`), ``changes`` lists
+    ``(id(stmt), objects it changes)``, ``reached[name]`` the objects an
+    unstable name may hold or reach."""
     mutated: set = field(default_factory=set)
     grown: set = field(default_factory=set)
     unstable: set = field(default_factory=set)
     by_statement: dict = field(default_factory=dict)
+    changed: set = field(default_factory=set)
+    changes: list = field(default_factory=list)
+    reached: dict = field(default_factory=dict)
 
 
 def _root_name(node):
@@ -136,61 +142,167 @@ def _statements(body):
             yield from _statements(getattr(stmt, field_name, []))
 
 
+# Calls whose result is a new object (a number, a new array), never a view.
+_FRESH_CALLS = {len, range, int, float, bool, round, isinstance, type, abs, np.shape,
+                np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.zeros, np.ones,
+                np.empty, np.full, np.zeros_like, np.ones_like, np.empty_like, np.full_like,
+                np.arange, np.eye, np.sum, np.mean, np.dot, np.matmul, np.copy, np.array}
+
+
 def _fresh(value):
-    """Whether an assigned value is certainly a new object that shares nothing
-    with its operands (arithmetic, comparisons, constants, a new display of
-    constants)."""
+    """Whether an expression's value is certainly a new object that shares
+    nothing with its operands (arithmetic, comparisons, constants, calls of
+    functions that make numbers or new arrays)."""
     if isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Constant,
                           ast.BoolOp, ast.JoinedStr)):
         return True
+    target = getattr(value, "kt_target", None)
+    if isinstance(value, ast.Call) and target is not None and target.obj is not None \
+            and not out_arguments(value):
+        try:
+            return isinstance(target.obj, np.ufunc) or target.obj in _FRESH_CALLS
+        except TypeError:
+            return False
     return False
 
 
-def _alias_pairs(stmt):
-    """Pairs of names that may share an object after ``stmt``."""
-    if isinstance(stmt, ast.Assign) and not _fresh(stmt.value):
-        targets = {n.id for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-        sources = {n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name)
-                   and isinstance(n.ctx, ast.Load)}
-        # x[i] = v stores v inside x: they share v's object.
-        return [(t, s) for t in targets for s in sources]
-    if isinstance(stmt, ast.For):
-        targets = {n.id for n in ast.walk(stmt.target) if isinstance(n, ast.Name)}
-        sources = {n.id for n in ast.walk(stmt.iter) if isinstance(n, ast.Name)}
-        return [(t, s) for t in targets for s in sources]
-    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-        # xs.append(v): v now lives inside xs.
-        call = stmt.value
-        if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name):
-            return [(call.func.value.id, n.id) for a in call.args for n in ast.walk(a)
-                    if isinstance(n, ast.Name)]
-    return []
+def _flow(value):
+    """How the value of an expression relates to the names it reads:
+    ``(same, inside, elements)``.  It may be (a view of) an object of a name in
+    ``same``, or an object stored inside one of ``inside``; a display is a new
+    container holding the objects of ``elements`` (else ``None``)."""
+    if value is None or _fresh(value):
+        return set(), set(), None
+    if isinstance(value, ast.Name):
+        return {value.id}, set(), None
+    if isinstance(value, (ast.Attribute, ast.Starred)):
+        return _flow(value.value)
+    if isinstance(value, ast.Subscript):
+        same, inside, _ = _flow(value.value)
+        return same, inside | same, None
+    if isinstance(value, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+        elts = value.values if isinstance(value, ast.Dict) else value.elts
+        names = set()
+        for e in elts:
+            same, inside, _ = _flow(e)
+            names |= same | inside
+        return set(), set(), names
+    if isinstance(value, ast.IfExp):
+        a, b = _flow(value.body), _flow(value.orelse)
+        return a[0] | b[0], a[1] | b[1], None
+    names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+    if isinstance(value, ast.Call):
+        parts = list(value.args) + [k.value for k in value.keywords]
+        if isinstance(value.func, ast.Attribute):
+            parts.append(value.func.value)
+        names = set()
+        for part in parts:
+            same, inside, elements = _flow(part)
+            names |= same | inside | (elements or set())
+    return names, set(names), None
 
 
-def _alias_classes(body):
-    parent = {}
+class _Objects:
+    """Points-to facts: ``versions[name][version]`` the objects a version of a
+    name may hold, ``contents[obj]`` the objects stored inside ``obj``."""
 
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    def __init__(self):
+        self.versions = {}
+        self.contents = {}
+        self.grew = False
 
-    for stmt in _statements(body):
-        for a, b in _alias_pairs(stmt):
-            parent[find(a)] = find(b)
-    return find
+    def of(self, names):
+        return set().union(*(o for n in names for o in self.versions.get(n, {}).values()))
+
+    def inside(self, objects):
+        return set().union(*(self.contents.get(o, set()) for o in objects))
+
+    def deep(self, objects):
+        """The objects and everything stored inside them, transitively."""
+        seen, todo = set(), list(objects)
+        while todo:
+            o = todo.pop()
+            if o not in seen:
+                seen.add(o)
+                todo += self.contents.get(o, ())
+        return seen
+
+    def add(self, table, key, objects):
+        if not objects <= table.setdefault(key, set()):
+            table[key] |= objects
+            self.grew = True
+
+
+def points_to(func):
+    """Which objects each name may hold, and what each object holds: a
+    flow-insensitive points-to analysis over *versions* of names (one per
+    parameter and per binding statement, so that a name rebound from an input
+    to a list's element does not tie the two together).  Objects are named by
+    where they are made: ``("param", name)``, or ``("new", id(stmt))`` for the
+    statement that makes a new value.  A view of an object counts as the
+    object itself; an element read from a container may be any object stored
+    in it, or a view of it (arrays).  Returns an :class:`_Objects`."""
+    facts, rules = _Objects(), []
+    for arg in ast.walk(func.args):
+        if isinstance(arg, ast.arg):
+            facts.versions.setdefault(arg.arg, {})[("param", arg.arg)] = {("param", arg.arg)}
+    for stmt in _statements(func.body):
+        if isinstance(stmt, (ast.Assign, ast.For, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            value = stmt.iter if isinstance(stmt, ast.For) else stmt.value
+            if isinstance(stmt, ast.AugAssign):
+                flow = ({stmt.target.id}, set(), None)
+            elif isinstance(stmt, ast.For):
+                same, inside, elements = _flow(value)
+                flow = (same, inside | same | (elements or set()), None)
+            else:
+                flow = _flow(value)
+            made = {("new", id(stmt))}
+            for target in targets:
+                if isinstance(target, (ast.Subscript, ast.Attribute)):
+                    rules.append(("store", _root_name(target), flow))        # x[i] = v
+                    continue
+                for node in ast.walk(target):
+                    if isinstance(node, ast.Name):
+                        new = made if flow[2] is not None or isinstance(stmt, ast.AugAssign) \
+                            or not (flow[0] or flow[1]) else set()
+                        facts.versions.setdefault(node.id, {})[id(stmt)] = set(new)
+                        rules.append(("bind", (node.id, id(stmt)), flow))
+                        if flow[2] is not None:
+                            rules.append(("fill", ("new", id(stmt)), flow))
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            if isinstance(call.func, ast.Attribute) and call.func.attr in GROWING_METHODS:
+                names = set()
+                for arg in call.args:
+                    same, inside, elements = _flow(arg)
+                    names |= same | inside | (elements or set())
+                rules.append(("store", _root_name(call.func.value), (names, set(), None)))
+    facts.grew = True
+    while facts.grew:
+        facts.grew = False
+        for kind, key, (same, inside, elements) in rules:
+            if kind == "bind":
+                name, version = key
+                objects = facts.of(same) | facts.inside(facts.of(inside))
+                facts.add(facts.versions[name], version, objects)
+            elif kind == "fill":
+                facts.add(facts.contents, key, facts.of(elements))
+            elif key in facts.versions:
+                stored = facts.of(same) | facts.inside(facts.of(inside))
+                for obj in facts.of({key}):
+                    facts.add(facts.contents, obj, stored)
+    return facts
 
 
 def function_effects(func, callee_mutates):
     """The :class:`Effects` of the normalized function ``func``.
 
-    A name is unstable when its object, or the object of a name that may share
-    it (a copy ``y = x``, a view ``y = x.T`` or ``y = x[0]``, a loop variable
-    over ``x``, a list holding it), changes in place somewhere in the
-    function.  The sharing is found flow-insensitively, so this errs on the
-    side of more copies, never of fewer."""
+    A name is unstable when an object it may hold is changed in place
+    somewhere in the function, directly or through a name that may share it
+    (a copy ``y = x``, a view ``y = x.T`` or ``y = x[0]``, a loop variable
+    over ``x``, a list holding it).  Sharing errs on the side of more copies,
+    never of fewer."""
     effects = Effects()
     for stmt in _statements(func.body):
         effect = statement_effect(stmt, callee_mutates)
@@ -202,12 +314,13 @@ def function_effects(func, callee_mutates):
                 name = _root_name(func_node.value)
                 if name is not None:
                     effects.grown.add(name)
-    find = _alias_classes(func.body)
-    changed = {find(n) for n in effects.mutated}
-    names = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)
-             and isinstance(n.ctx, ast.Store)}
-    names |= {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
-    effects.unstable = {n for n in names if find(n) in changed}
+    facts = points_to(func)
+    effects.changed = facts.of(effects.mutated)
+    effects.unstable = {n for n in facts.versions
+                        if facts.deep(facts.of({n})) & effects.changed}
+    effects.changes = [(key, facts.of(effect.mutates))
+                       for key, effect in effects.by_statement.items() if effect.mutates]
+    effects.reached = {n: facts.deep(facts.of({n})) for n in effects.unstable}
     return effects
 
 
@@ -216,4 +329,4 @@ def mutated_parameters(func, callee_mutates):
     through an alias, or in a function it calls)."""
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
     effects = function_effects(func, callee_mutates)
-    return {p for p in params if p in effects.unstable}
+    return {p for p in params if ("param", p) in effects.changed}

@@ -142,10 +142,44 @@ class _Rename(ast.NodeTransformer):
         return node
 
 
+def _positions(body):
+    """For each statement: its place in the order of the code and the loops
+    around it."""
+    places = {}
+
+    def walk(stmts, loops):
+        for stmt in stmts:
+            places[id(stmt)] = (len(places), loops)
+            inner = loops | {id(stmt)} if isinstance(stmt, (ast.For, ast.While)) else loops
+            walk(getattr(stmt, "body", []), inner)
+            walk(getattr(stmt, "orelse", []), inner)
+
+    walk(body, frozenset())
+    return places
+
+
+def _changed_later(var, stmt, effects, places):
+    """Whether an object ``var`` holds at ``stmt`` may be changed in place after
+    ``stmt`` runs: by a statement later in the code or in a loop around both.
+    A parameter's object may be changed by a later call of this function, so
+    any change counts."""
+    reached = effects.reached.get(var, set())
+    here, loops = places[id(stmt)]
+    for key, objects in effects.changes:
+        common = objects & reached
+        if not common or key not in places:
+            continue
+        there, their_loops = places[key]
+        if there > here or loops & their_loops or any(o[0] == "param" for o in common):
+            return True
+    return False
+
+
 def snapshot_reads(rev, func, effects, callee_mutates):
     """Copies unstable values without gradient where the backward pass reads
     them (see the module doc)."""
     unstable = effects.unstable - rev.active
+    places = _positions(func.body)
 
     def header(stmt):
         return stmt.test if isinstance(stmt, ast.If) else \
@@ -157,7 +191,9 @@ def snapshot_reads(rev, func, effects, callee_mutates):
             for field_name in ("body", "orelse"):
                 if hasattr(stmt, field_name):
                     setattr(stmt, field_name, visit(getattr(stmt, field_name)))
-            wanted = sorted(_reads_backward(stmt, rev, callee_mutates) & unstable)
+            wanted = sorted(v for v in _reads_backward(stmt, rev, callee_mutates) & unstable
+                            if id(stmt) not in places or
+                            _changed_later(v, stmt, effects, places))
             if wanted and not getattr(getattr(stmt, "value", None), "func", None) is None \
                     and getattr(stmt.value.func, "kt_bound", False):
                 wanted = []        # a check the compiler inserted
