@@ -16,7 +16,8 @@ class AtomicFile:
     moved over ``path``.  After an exception, or :meth:`discard`, it is
     removed and ``path`` is left as it was.  With ``durable=True`` the file
     and then the folder are flushed to disk (``fsync``), so the new ``path``
-    survives a crash.
+    survives a crash.  The file gets the mode of the file it replaces, or,
+    for a new file, that of any new file (``0o666`` less the umask).
 
     Example::
 
@@ -32,6 +33,7 @@ class AtomicFile:
                                          prefix="." + self.path.name + ".",
                                          suffix=suffix)
         try:
+            os.chmod(self._tmp, _mode_for(self.path))
             self._file = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
@@ -70,6 +72,22 @@ class AtomicFile:
             except OSError:
                 pass
             self._tmp = None
+
+
+def _umask():
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path):
+    """The permission bits ``path`` should get: those of the file there now,
+    else ``0o666`` less the umask, as ``open`` would give."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def _fsync_folder(folder):

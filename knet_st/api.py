@@ -3,6 +3,7 @@
 import collections
 import functools
 import inspect
+import linecache
 
 import numpy as np
 
@@ -34,12 +35,16 @@ class GradFunction:
                                  "derivatives are not supported yet", code.co_filename,
                                  code.co_firstlineno)
         self.fn = fn
-        self.single = isinstance(wrt, int)
-        self.wrt = (wrt,) if self.single else tuple(wrt)
+        try:
+            self.signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            raise TypeError(f"grad() needs a Python function defined with def, "
+                            f"got {fn!r}") from None
+        self.nparams = len(self.signature.parameters)
+        self.single = not isinstance(wrt, (tuple, list))
+        self.wrt = check_wrt(fn, self.signature, wrt)
         self.verbose = verbose
         self.value = value
-        self.signature = inspect.signature(fn)
-        self.nparams = len(self.signature.parameters)
         self._compiled = None
         functools.update_wrapper(self, fn, updated=())
         if verbose:
@@ -53,7 +58,11 @@ class GradFunction:
             key = (self.fn.__code__, self.wrt, _closure_key(self.fn), id(self.fn.__globals__))
             compiled = _cache.get(key)
             if compiled is None or not deps_valid(compiled[3]):
-                compiled = Compiler().compile_top(self.fn, self.wrt)
+                try:
+                    compiled = Compiler().compile_top(self.fn, self.wrt)
+                except TransformError as e:     # ends the traceback at the user's line
+                    exec(*_raise_at_user_line(e, self.fn))
+                    raise
                 _cache[key] = compiled
                 if len(_cache) > _CACHE_SIZE:
                     _cache.popitem(last=False)
@@ -101,6 +110,85 @@ class GradFunction:
 
     def __repr__(self):
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
+
+
+def check_wrt(fn, signature, wrt):
+    """``wrt`` as a tuple of parameter positions of ``fn``; a ``TypeError``
+    (not a position) or ``ValueError`` (no such parameter) that says which
+    positions there are otherwise."""
+    params = [p for p in signature.parameters.values()
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = [p.name for p in params]
+    varargs = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
+    name = getattr(fn, "__name__", "the function")
+    about = (f"{name}({', '.join(names)}) has {len(names)} parameter"
+             f"{'s' * (len(names) != 1)}"
+             + (f", at positions 0 to {len(names) - 1}" if len(names) > 1 else ""))
+    items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
+    if not items:
+        raise ValueError(f"grad({name}, wrt={wrt!r}): no parameter to differentiate; "
+                         f"{about}")
+    out = []
+    for i in items:
+        if isinstance(i, str):
+            hint = (f"; {i!r} is at position {names.index(i)}: wrt={names.index(i)}"
+                    if i in names else f"; {about}")
+            raise TypeError(f"grad({name}, wrt={wrt!r}): wrt takes parameter positions "
+                            f"(0, 1, ... or a tuple of them), not names{hint}")
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"grad({name}, wrt={wrt!r}): wrt must be a parameter "
+                            f"position (an int such as 0) or a tuple of them, not "
+                            f"{type(i).__name__} {i!r}")
+        if not 0 <= i < len(names) and not (i >= 0 and varargs):
+            raise ValueError(f"grad({name}, wrt={wrt!r}): no parameter at position "
+                             f"{i}; {about}")
+        if int(i) in out:
+            raise ValueError(f"grad({name}, wrt={wrt!r}): position {i} is given twice")
+        out.append(int(i))
+    return tuple(out)
+
+
+def _raise_at_user_line(error, fn):
+    """``(code, namespace)`` whose ``exec`` raises ``error`` (a
+    :class:`TransformError` from the compiler) from a frame at the user's
+    offending line, in the function that holds it: the traceback then ends
+    there instead of in the compiler's own frames."""
+    error.__cause__ = None
+    error.__suppress_context__ = True
+    error = error.with_traceback(None)
+    filename, lineno = error.filename, error.lineno
+    if not filename or not lineno or lineno < 1:
+        return "raise error", {"error": error}
+    name = _function_at(fn, filename, lineno) or "<module>"
+    # a raise with the user's line's indentation, spanning two lines, so
+    # that the traceback underlines nothing in the user's line
+    text = linecache.getline(filename, lineno)
+    indent = text[:len(text) - len(text.lstrip())] if lineno > 1 else ""
+    head = "\n" * (lineno - 2) + "if 1:\n" if indent else "\n" * (lineno - 1)
+    code = compile(head + indent + "raise \\\n error", filename, "exec")
+    return code.replace(co_name=name), {"error": error}
+
+
+def _function_at(fn, filename, lineno):
+    """The name of the innermost function of ``filename`` whose code spans
+    line ``lineno``, among ``fn`` and the functions of its module."""
+    candidates = [fn] + [v for v in getattr(fn, "__globals__", {}).values()
+                         if inspect.isfunction(v)]
+    best = None
+    stack = [f.__code__ for f in candidates if hasattr(f, "__code__")]
+    seen = set()
+    while stack:
+        code = stack.pop()
+        if id(code) in seen or code.co_filename != filename:
+            continue
+        seen.add(id(code))
+        lines = [line for _, _, line in code.co_lines() if line is not None]
+        if lines and min(min(lines), code.co_firstlineno) <= lineno <= max(lines):
+            span = max(lines) - code.co_firstlineno
+            if best is None or span < best[0]:
+                best = (span, code.co_name)
+        stack += [c for c in code.co_consts if inspect.iscode(c)]
+    return best[1] if best else None
 
 
 def _closure_key(fn):

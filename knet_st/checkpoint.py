@@ -6,13 +6,22 @@ scalars and strings) is described as JSON in a uint8 member
 ``__structure__.json``.  Nothing is pickled, ``np.load`` runs with
 ``allow_pickle=False``, so loading never executes code::
 
-    kt.save("model.npz", w=w, opts_lr=0.1, epoch=3)
+    kt.save("model.npz", w=w, opts=opts, epoch=3)
     w = kt.load("model.npz", "w")
-    everything = kt.load("model.npz")       # {"w": ..., "opts_lr": ..., ...}
+    opts = kt.load("model.npz", "opts")     # Adam's moments and step counts
+    everything = kt.load("model.npz")       # {"w": ..., "opts": ..., ...}
+
+Optimizers (``kt.Adam(...)``, and the nested structures of them that
+``kt.optimizers`` builds) are saved as their class name, hyperparameters,
+step count and state arrays; only knet_st's own optimizer classes are
+accepted on loading, and the next update after a load is bit-identical to
+the one the saved optimizer would have made.
 
 Saving writes a temporary file in the same folder and moves it over the old
 checkpoint with ``os.replace``, so a crash never leaves a half-written file
-in place of the previous checkpoint.
+in place of the previous checkpoint.  A new file gets the permissions of
+any new file (``0o666`` less the umask: 0644 under umask 022); a replaced
+file keeps its own.
 """
 
 import json
@@ -22,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _optstate
 from ._atomic import AtomicFile
 
 __all__ = ["CheckpointError", "save", "load"]
@@ -73,6 +83,10 @@ def _encode(v, where, arrays):
         key = f"a{len(arrays)}"
         arrays[key] = a
         return {"t": "array", "k": key}
+    if _optstate.is_optimizer(v):
+        name, values = _optstate.state(v)
+        return {"t": "optimizer", "class": name,
+                "v": _encode(values, f"{where}.{name}", arrays)}
     if isinstance(v, tuple):
         if hasattr(v, "_fields"):
             raise TypeError(f"{where}: namedtuple {type(v).__name__} cannot "
@@ -110,7 +124,9 @@ def save(path, **named_values):
 
     Arrays may be NumPy arrays or GPU arrays with a ``.get()`` method (CuPy);
     they are stored as NumPy arrays.  Lists, tuples and dicts (str or int
-    keys) nest freely; tuples come back as tuples.
+    keys) nest freely; tuples come back as tuples.  knet_st's optimizers
+    (``kt.SGD`` ... ``kt.Adam``) are saved with their state, so training
+    can resume.
 
     Arguments:
         path: file to write (written exactly as given; ``.npz`` is a good
@@ -123,6 +139,7 @@ def save(path, **named_values):
     Example::
 
         kt.save("mlp.npz", w=[w1, b1, w2, b2], epoch=10, note="lr 0.1")
+        kt.save("mlp.npz", w=w, opts=opts)    # opts = kt.optimizers(w, kt.Adam)
     """
     if not named_values:
         raise ValueError("nothing to save: give values as keyword arguments")
@@ -212,6 +229,14 @@ class _Decoder:
                     raise self.bad("malformed dict key")
                 out[self(k, depth + 1)] = self(x, depth + 1)
             return out
+        if t == "optimizer":
+            values = self(node.get("v"), depth + 1)
+            if not isinstance(values, dict):
+                raise self.bad("malformed optimizer")
+            try:
+                return _optstate.restore(node.get("class"), values)
+            except ValueError as e:
+                raise self.bad(str(e)) from None
         raise self.bad(f"unknown entry type {t!r}")
 
 

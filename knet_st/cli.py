@@ -179,7 +179,10 @@ def cmd_grad(argv):
     args = p.parse_args(argv)
     try:
         fn = load_function(args.function)
-        g = kt.grad(fn, wrt=args.wrt)
+        try:
+            g = kt.grad(fn, wrt=args.wrt)
+        except ValueError as e:             # no parameter at that position
+            raise CliError(f"--wrt: {e}") from None
         text = kt.source(g)
     except CliError as e:
         return _error(str(e), 1)

@@ -99,10 +99,24 @@ class Optimizer:
         return f"{type(self).__name__}({self._hyper()})"
 
     def _init_state(self, w):
-        """Create the rule's state arrays (every ``_s_*``) for parameter ``w``."""
+        """Create the rule's state arrays (every ``_s_*``) for parameter ``w``;
+        those already there (restored from a checkpoint) are kept."""
         for k in list(vars(self)):
-            if k.startswith("_s_"):
+            if not k.startswith("_s_"):
+                continue
+            s = getattr(self, k)
+            if s is None:
                 setattr(self, k, np.zeros_like(w))
+            elif tuple(s.shape) != tuple(w.shape):
+                raise ValueError(
+                    f"{type(self).__name__}: its saved state has shape "
+                    f"{tuple(s.shape)} but the parameter has shape "
+                    f"{tuple(w.shape)}")
+            elif type(s) is not type(w):        # loaded on the CPU, w on the GPU
+                z = np.zeros_like(w)
+                z[...] = s.get() if hasattr(s, "get") and not isinstance(
+                    s, np.ndarray) else s
+                setattr(self, k, z)
 
     def _rule(self, w, g):
         raise NotImplementedError

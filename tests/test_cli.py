@@ -165,6 +165,14 @@ def test_grad_refusal_is_one_message(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_grad_wrt_out_of_range_is_one_line():
+    r = knet_st("grad", "examples/housing.py:loss", "--wrt", "5")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("knet-st: error: --wrt: grad(loss, wrt=5): no parameter at "
+                        "position 5; loss(w, x, y) has 3 parameters, at positions "
+                        "0 to 2\n")
+
+
 @pytest.mark.parametrize("spec, message", [
     ("nofile.py:loss", "no such file"),
     ("examples/housing.py:nosuch", "has no function 'nosuch'"),

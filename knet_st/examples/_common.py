@@ -16,18 +16,19 @@ import time
 import numpy as np
 
 import knet_st as kt
+from knet_st._threads import set_blas_threads
 from knet_st.checkpoint import CheckpointError
 from knet_st.datasets import DatasetError
+from knet_st.init import get_rng
+
+from ._errors import Diverged, ExampleError, check_finite, diverged  # noqa: F401
+from ._files import check_plot, check_writable, start  # noqa: F401
 
 OPTIMIZERS = {
     "sgd": kt.SGD, "momentum": kt.Momentum, "nesterov": kt.Nesterov,
     "adagrad": kt.Adagrad, "adadelta": kt.Adadelta, "rmsprop": kt.Rmsprop,
     "adam": kt.Adam,
 }
-
-
-class ExampleError(Exception):
-    """A problem the user can fix (an option, a file): printed as one message."""
 
 
 # Errors that become one message on stderr and a non-zero exit status.
@@ -65,19 +66,31 @@ def positive_float(text):
     return v
 
 
-def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
+def nonnegative_float(text):
+    """An argparse ``type``: a finite number of at least 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=False):
     """The options every example has; the example adds its own.
 
     ``--epochs`` defaults to ``epochs`` (0 with ``--load``: evaluate or
     generate from a saved model); ``--lr`` defaults to ``lr`` for SGD and to
-    the optimizer's own default for the others.
+    the optimizer's own default for the others; ``--shuffle/--no-shuffle``
+    defaults to ``shuffle`` (``None``: no such option).
     """
     summary = doc.strip().splitlines()[0]
     p = argparse.ArgumentParser(prog=prog, description=summary)
-    p.set_defaults(default_epochs=epochs, default_lr=lr)
+    p.set_defaults(default_epochs=epochs, default_lr=lr, default_optimizer=optimizer)
     p.add_argument("--epochs", type=nonnegative_int, default=None,
-                   help=f"passes over the training data (default {epochs}; "
-                        f"0 with --load)")
+                   help=f"train until this epoch (default {epochs}; 0 with "
+                        f"--load; with --resume, the epochs before count)")
     if batchsize is None:
         p.add_argument("--batchsize", type=positive_int, default=None,
                        help="instances per minibatch (default: the whole "
@@ -88,26 +101,36 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"learning rate (default {lr} for sgd, else the "
                         f"optimizer's own default)")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=optimizer,
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
                    help=f"update rule (default {optimizer})")
     p.add_argument("--seed", type=int, default=1,
                    help="random seed for the weights and the shuffling "
                         "(default 1; -1 for a fresh one)")
-    if shuffle:
-        p.add_argument("--shuffle", action="store_true",
-                       help="a new order of the training minibatches every epoch "
-                            "(the tutorial keeps a fixed order)")
+    if shuffle is not None:
+        default = ("on; --no-shuffle for the tutorial's fixed order and figures"
+                   if shuffle else "off, the tutorial's fixed order")
+        p.add_argument("--shuffle", action=argparse.BooleanOptionalAction,
+                       default=shuffle,
+                       help=f"a new order of the training minibatches every "
+                            f"epoch (default {default})")
     p.add_argument("--gpu", action="store_true",
                    help="train on the GPU (needs CuPy and a CUDA device)")
     p.add_argument("--save", metavar="FILE",
-                   help="save the model to FILE (.npz) after training")
+                   help="save the model and the optimizer state to FILE (.npz) "
+                        "after every epoch")
     p.add_argument("--load", metavar="FILE",
-                   help="start from the model saved in FILE")
+                   help="start from the model saved in FILE (a new optimizer)")
+    p.add_argument("--resume", metavar="FILE",
+                   help="continue the training saved in FILE by --save: its "
+                        "model, optimizer state, epoch and random state")
     p.add_argument("--plot", metavar="FILE",
                    help="plot the training curves to FILE (e.g. out.png; "
                         "needs matplotlib)")
     p.add_argument("--steps", type=positive_int, default=None, metavar="N",
-                   help="train on at most N minibatches per epoch (quick runs)")
+                   help="a quick run: at most N training minibatches per epoch, "
+                        "and N minibatches of each evaluation set")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="threads of NumPy's BLAS library (default: its own)")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr: auto (only when stdout is a "
                         "terminal), on or off")
@@ -116,16 +139,35 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
 
 def finish(args):
     """Fills the defaults that depend on other options; checks what can be
-    checked before any work (the GPU, matplotlib)."""
+    checked before any work (the output files, the GPU, matplotlib)."""
+    if args.load and args.resume:
+        raise ExampleError("--load and --resume exclude each other: --load starts "
+                           "a new training from saved weights, --resume continues "
+                           "a saved one")
     if args.epochs is None:
         args.epochs = 0 if args.load else args.default_epochs
+    args.lr_given, args.optimizer_given = args.lr, args.optimizer
+    if args.optimizer is None:
+        args.optimizer = args.default_optimizer
     if args.lr is None:
         if args.optimizer == "sgd":
             args.lr = args.default_lr
         else:
             args.lr = _default_lr(OPTIMIZERS[args.optimizer])
+    args.first_epoch = 1
+    for option in ("load", "resume"):
+        path = getattr(args, option)
+        if path and not os.path.isfile(path):
+            raise ExampleError(f"--{option} {path}: no such file")
+    if args.save:
+        check_writable("--save", args.save)
     if args.plot:
+        check_plot(args.plot)
         require_matplotlib()
+    if args.threads is not None and not set_blas_threads(args.threads):
+        raise ExampleError("--threads: this NumPy's BLAS library was not found; "
+                           "pip install threadpoolctl, or set OMP_NUM_THREADS "
+                           "before starting")
     args.atype = device(args.gpu)
     if args.seed is not None and args.seed >= 0:
         kt.seed(args.seed)
@@ -139,8 +181,11 @@ def _default_lr(cls):
     return inspect.signature(cls).parameters["lr"].default
 
 
-def make_optimizers(w, args):
-    """``kt.optimizers(w, kt.SGD, lr=...)`` for the chosen ``--optimizer``."""
+def make_optimizers(w, args, saved=None):
+    """``kt.optimizers(w, kt.SGD, lr=...)`` for the chosen ``--optimizer``, or,
+    with ``--resume``, the optimizers of the checkpoint ``saved``."""
+    if args.resume:
+        return saved["opts"]
     return kt.optimizers(w, OPTIMIZERS[args.optimizer], lr=args.lr)
 
 
@@ -204,13 +249,19 @@ def progress_enabled(mode):
 class Progress:
     """A progress bar over the minibatches of an epoch, with the loss and the
     speed: tqdm when it is installed, else a one-line bar of its own.  Silent
-    unless enabled (by default only when stdout is a terminal)."""
+    unless enabled (by default only when stdout is a terminal).
 
-    def __init__(self, total, desc, enabled, unit="batch"):
+    It also watches the losses: a nan or infinite one raises :class:`Diverged`
+    naming ``epoch`` and the step (at once for losses on the CPU; for GPU
+    arrays, which would have to wait for the GPU, when :attr:`losses` is read).
+    """
+
+    def __init__(self, total, desc, enabled, unit="batch", epoch=None):
         self.total = total
         self.desc = desc
         self.enabled = enabled
         self.unit = unit
+        self.epoch = epoch
         self.n = 0
         self.loss = None
         self.values = []            # every loss given to update(), as given
@@ -230,6 +281,9 @@ class Progress:
         self.n += 1
         if loss is not None:
             self.values.append(loss)
+            if isinstance(loss, (float, int, np.generic, np.ndarray)) and \
+                    not math.isfinite(loss):
+                raise diverged(float(loss), self.epoch, self.n)
         if not self.enabled:
             return
         if loss is not None:
@@ -258,8 +312,13 @@ class Progress:
 
     @property
     def losses(self):
-        """The losses of the steps so far, as Python floats."""
-        return [float(v) for v in self.values]
+        """The losses of the steps so far, as Python floats (:class:`Diverged`
+        if one is nan or infinite)."""
+        values = [float(v) for v in self.values]
+        for step, v in enumerate(values, 1):
+            if not math.isfinite(v):
+                raise diverged(v, self.epoch, step)
+        return values
 
     def close(self):
         if not self.enabled:
@@ -301,30 +360,62 @@ def check_batches(dtrn, batchsize, ninstances, what):
                            f"{ninstances} training {what}")
 
 
-def train_epochs(name, args, dtrn, train, evaluate, progress=True):
+def train_epochs(name, args, dtrn, train, evaluate, progress=True, save=None):
     """The tutorial's ``for epoch = 1:n; train(...); report(epoch); end``
-    with the progress bar, ``--steps`` and the training time.
+    with the progress bar, ``--steps``, the training time, a stop at a nan
+    loss and a checkpoint after every epoch.
 
     ``train(data, progress)`` is one pass over ``data`` (the first
     ``--steps`` minibatches of ``dtrn``) that gives each step's loss to
     ``progress.update``; ``evaluate()`` is what to report before the first
-    epoch and after each, e.g. ``("trn", 0.9005, "tst", 0.9048)``.  Returns
-    the reported tuples and the per-step losses.
+    epoch and after each, e.g. ``("trn", 0.9005, "tst", 0.9048)``; each
+    epoch's line adds the mean training loss of its steps (``trnloss``) and
+    its wall time in seconds, training and evaluation (``time``).
+    ``save(epoch)`` writes the checkpoint of ``--save``.  Returns the
+    reported tuples and the per-step losses.
     """
-    history = [report("epoch", 0, *evaluate())]
+    def quiet():
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+    with quiet():
+        history = [report("epoch", args.first_epoch - 1, *evaluate())]
     losses, seconds = [], 0.0
     enabled = progress and progress_enabled(args.progress)
-    for epoch in range(1, args.epochs + 1):
-        bar = Progress(nbatches(dtrn, args.steps), f"epoch {epoch}", enabled)
+    for epoch in range(args.first_epoch, args.epochs + 1):
+        bar = Progress(nbatches(dtrn, args.steps), f"epoch {epoch}", enabled,
+                       epoch=epoch)
         t0 = time.perf_counter()
-        train(limited(dtrn, args.steps), bar)
-        losses += bar.losses        # (waits for the GPU)
+        try:
+            with quiet():
+                train(limited(dtrn, args.steps), bar)
+            epoch_losses = bar.losses       # (waits for the GPU)
+        finally:
+            bar.close()
+        losses += epoch_losses
         seconds += time.perf_counter() - t0
-        bar.close()
-        history.append(report("epoch", epoch, *evaluate()))
-    if args.epochs:
-        done(f"{name}: {args.epochs} epochs", seconds)
+        with quiet():
+            values = evaluate()
+        check_finite(values, epoch)
+        history.append(report("epoch", epoch, *values, "trnloss",
+                              sum(epoch_losses) / len(epoch_losses),
+                              "time", time.perf_counter() - t0))
+        if save is not None and args.save:
+            save(epoch)
+    if args.epochs >= args.first_epoch:
+        done(f"{name}: {args.epochs - args.first_epoch + 1} epochs", seconds)
     return history, losses
+
+
+def evaluating(data, args, desc):
+    """The minibatches of an evaluation set ``data``: the first ``--steps``
+    of them, with a progress bar named ``desc`` while they are read."""
+    bar = Progress(nbatches(data, args.steps), desc, progress_enabled(args.progress))
+    try:
+        for batch in limited(data, args.steps):
+            yield batch
+            bar.update()
+    finally:
+        bar.close()
 
 
 def accuracy(predict, w, data):
@@ -341,10 +432,16 @@ def accuracy(predict, w, data):
 # checkpoints
 # ---------------------------------------------------------------------------
 
-def save(path, example, w, **extra):
-    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU."""
+def save(path, example, w, opts=None, epoch=None, args=None, **extra):
+    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU;
+    with ``opts``, ``epoch`` and ``args``, also what ``--resume`` needs: the
+    optimizer state, the epoch, the optimizer's name and the random state."""
+    if opts is not None:
+        extra.update(opts=opts, epoch=epoch, optimizer=args.optimizer, lr=args.lr,
+                     rng=get_rng().bit_generator.state)
     kt.save(path, example=example, w=kt.to_cpu(w), **extra)
-    print(f"saved {example} model to {path}", file=sys.stderr)
+    after = f" after epoch {epoch}" if epoch is not None else ""
+    print(f"saved {example} model to {path}{after}", file=sys.stderr)
 
 
 def load(path, example):
@@ -413,17 +510,29 @@ def plot(path, title, panels):
 # entry point
 # ---------------------------------------------------------------------------
 
-def run_main(build_parser, train, argv, prog):
+def run_main(build_parser, train, argv, prog, fixed=None):
     """Parses ``argv``, runs ``train(args)`` and returns its result.
 
-    Known errors (missing data, a model that cannot be differentiated, a bad
-    checkpoint, a missing GPU...) print one message on stderr and exit with
-    status 1; bad options exit with status 2 (argparse).
+    ``fixed`` holds the options an alias sets (``knet-st run mlp`` is
+    ``mnist --model mlp``): ``{"model": "mlp"}``; giving one of them another
+    value is an error.  Known errors (missing data, a model that cannot be
+    differentiated, a bad checkpoint, a missing GPU, an output that cannot be
+    written...) print one message on stderr and exit with status 1, before
+    any training when they can be known then; bad options exit with status 2
+    (argparse).
     """
     if prog is None:
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
     p = build_parser(prog)
     args = p.parse_args(argv)
+    for option, value in (fixed or {}).items():
+        given = getattr(args, option)
+        if given is not None and given != value:
+            print(f"{p.prog}: error: --{option} {given} contradicts {p.prog}, which "
+                  f"is --{option} {value}; for {given}, drop --{option} or run the "
+                  f"example {given!r}", file=sys.stderr)
+            raise SystemExit(2)
+        setattr(args, option, value)
     prog = p.prog
     try:
         finish(args)

@@ -169,7 +169,7 @@ def read_text(name):
 # ---------------------------------------------------------------------------
 
 def build_parser(prog=None):
-    p = _common.parser(prog, __doc__, epochs=1, batchsize=128, lr=4.0, shuffle=False)
+    p = _common.parser(prog, __doc__, epochs=1, batchsize=128, lr=4.0, shuffle=None)
     p.add_argument("--data", default="hiawatha", metavar="TEXT",
                    help="hiawatha (default), shakespeare, or a UTF-8 text file")
     p.add_argument("--hidden", type=_common.positive_int, nargs="+", default=[256],
@@ -178,7 +178,7 @@ def build_parser(prog=None):
                    help="size of the character embedding (default 256)")
     p.add_argument("--seqlength", type=_common.positive_int, default=100, metavar="N",
                    help="characters per BPTT subsequence (default 100)")
-    p.add_argument("--gclip", type=float, default=3.0,
+    p.add_argument("--gclip", type=_common.nonnegative_float, default=3.0,
                    help="clip the gradient norm to this (default 3.0; 0: off)")
     p.add_argument("--winit", type=_common.positive_float, default=0.3,
                    help="initial weights are winit*randn (default 0.3)")
@@ -199,8 +199,8 @@ def run(args):
     if not 0.0 <= args.dev < 1.0:
         raise _common.ExampleError(f"--dev must be in [0, 1), got {args.dev}")
     atype = args.atype
-    if args.load:
-        saved = _common.load(args.load, "charlm")
+    saved = _common.start(args, "charlm")
+    if saved:
         w, chars = saved["w"], saved["chars"]
         hidden = [w[i].shape[0] // 4 for i in range(0, len(w) - 3, 2)]
     else:
@@ -234,39 +234,46 @@ def run(args):
     if w is None:
         w = init_weights(len(chars), hidden, args.embed, args.winit)
     w = atype(w)
-    opts = _common.make_optimizers(w, args)
+    opts = _common.make_optimizers(w, args, saved)
 
     def dev_loss():
-        return loss(w, init_state(hidden, dev.shape[1], atype), dev, range(len(dev) - 1))
+        n = len(dev) - 1 if args.steps is None else min(len(dev) - 1,
+                                                        args.steps * args.seqlength)
+        return loss(w, init_state(hidden, dev.shape[1], atype), dev, range(n))
 
     if need_data:
         print(f"{len(text)} characters, {len(chars)} distinct; "
               f"{len(sequence)} steps x {args.batchsize} streams for training",
               file=sys.stderr)
         if dev is not None:
-            history.append(_common.report("epoch", 0, "dev", dev_loss()))
+            history.append(_common.report("epoch", args.first_epoch - 1, "dev",
+                                          dev_loss()))
     seconds = 0.0
     enabled = _common.progress_enabled(args.progress)
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(args.first_epoch, args.epochs + 1):
         nsub = -(-(len(sequence) - 1) // args.seqlength)
         if args.steps is not None:
             nsub = min(nsub, args.steps)
-        bar = _common.Progress(nsub, f"epoch {epoch}", enabled, unit="seq")
+        bar = _common.Progress(nsub, f"epoch {epoch}", enabled, unit="seq", epoch=epoch)
         s = init_state(hidden, args.batchsize, atype)
         t0 = time.perf_counter()
-        train(w, s, sequence, opts, args.seqlength, args.gclip, bar, args.steps)
-        epoch_losses = bar.losses           # (waits for the GPU)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                train(w, s, sequence, opts, args.seqlength, args.gclip, bar, args.steps)
+            epoch_losses = bar.losses       # (waits for the GPU)
+        finally:
+            bar.close()
         seconds += time.perf_counter() - t0
-        bar.close()
         losses += epoch_losses
         trn = sum(epoch_losses) / len(epoch_losses)
-        if dev is not None:
-            history.append(_common.report("epoch", epoch, "trn", trn, "dev", dev_loss()))
-        else:
-            history.append(_common.report("epoch", epoch, "trn", trn))
-    if args.epochs:
-        _common.done(f"charlm: {args.epochs} epochs", seconds)
-    if args.save:
+        dev_items = ("dev", dev_loss()) if dev is not None else ()
+        history.append(_common.report("epoch", epoch, "trn", trn, *dev_items,
+                                      "time", time.perf_counter() - t0))
+        if args.save:
+            _common.save(args.save, "charlm", w, opts, epoch, args, chars=chars)
+    if args.epochs >= args.first_epoch:
+        _common.done(f"charlm: {args.epochs - args.first_epoch + 1} epochs", seconds)
+    if args.save and args.epochs < args.first_epoch:    # nothing trained: --load
         _common.save(args.save, "charlm", w, chars=chars)
     if args.generate:
         rng = np.random.default_rng(None if args.seed < 0 else args.seed)

@@ -74,16 +74,14 @@ def run(args):
     else:
         xtrn, ytrn = kt.datasets.housing()
         xtst = ytst = None
-    if args.load:
-        w = _common.load(args.load, "housing")["w"]
-    else:
-        w = init_weights()
+    saved = _common.start(args, "housing")
+    w = saved["w"] if saved else init_weights()
     atype = args.atype
     w, xtrn, ytrn, xtst, ytst = atype([w, xtrn, ytrn, xtst, ytst])
     batchsize = args.batchsize or xtrn.shape[1]
     dtrn = kt.minibatch(xtrn, ytrn, batchsize, shuffle=args.shuffle)
     _common.check_batches(dtrn, batchsize, xtrn.shape[1], "instances")
-    opts = _common.make_optimizers(w, args)
+    opts = _common.make_optimizers(w, args, saved)
 
     def evaluate():
         if xtst is None:
@@ -91,10 +89,13 @@ def run(args):
         return "trn", loss(w, xtrn, ytrn), "tst", loss(w, xtst, ytst)
 
     # no progress bar for a single (full) batch per epoch
+    def save(epoch):
+        _common.save(args.save, "housing", w, opts, epoch, args)
+
     history, losses = _common.train_epochs(
         "housing", args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate,
-        progress=len(dtrn) > 1)
-    if args.save:
+        progress=len(dtrn) > 1, save=save)
+    if args.save and args.epochs < args.first_epoch:    # nothing trained: --load
         _common.save(args.save, "housing", w)
     if args.plot:
         _common.plot(args.plot, "housing: linear regression",

@@ -72,7 +72,7 @@ def init_weights():
 # ---------------------------------------------------------------------------
 
 def build_parser(prog=None):
-    p = _common.parser(prog, __doc__, epochs=1, batchsize=100, lr=0.1)
+    p = _common.parser(prog, __doc__, epochs=1, batchsize=100, lr=0.1, shuffle=True)
     p.add_argument("--ntrain", type=_common.positive_int, default=None, metavar="N",
                    help="use only the first N training images")
     p.add_argument("--ntest", type=_common.positive_int, default=None, metavar="N",
@@ -86,7 +86,8 @@ def build_parser(prog=None):
 def run(args):
     """Trains and reports; returns a dict with the ``history`` of reported
     tuples, the per-step ``losses`` and the weights ``w``."""
-    w = _common.load(args.load, "lenet")["w"] if args.load else init_weights()
+    saved = _common.start(args, "lenet")
+    w = saved["w"] if saved else init_weights()
     xtrn, ytrn, xtst, ytst = kt.datasets.mnist(layout="nchw")
     xtrn, ytrn = xtrn[:args.ntrain], ytrn[:args.ntrain]
     xtst, ytst = xtst[:args.ntest], ytst[:args.ntest]
@@ -98,16 +99,21 @@ def run(args):
     _common.check_batches(dtrn, args.batchsize, xtrn.shape[0], "images")
     etrn = kt.minibatch(xtrn, ytrn, 500, partial=True, axis=0)
     etst = kt.minibatch(xtst, ytst, 500, partial=True, axis=0)
-    opts = _common.make_optimizers(w, args)
+    opts = _common.make_optimizers(w, args, saved)
 
     def evaluate():
+        out = ()
         if args.trn_accuracy:
-            return "trn", accuracy(w, etrn), "tst", accuracy(w, etst)
-        return "tst", accuracy(w, etst)
+            out = ("trn", accuracy(w, _common.evaluating(etrn, args, "trn accuracy")))
+        return out + ("tst", accuracy(w, _common.evaluating(etst, args, "tst accuracy")))
+
+    def save(epoch):
+        _common.save(args.save, "lenet", w, opts, epoch, args)
 
     history, losses = _common.train_epochs(
-        "lenet", args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate)
-    if args.save:
+        "lenet", args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate,
+        save=save)
+    if args.save and args.epochs < args.first_epoch:    # nothing trained: --load
         _common.save(args.save, "lenet", w)
     if args.plot:
         _common.plot(args.plot, "lenet", [

@@ -70,7 +70,7 @@ MODELS = ("softmax", "mlp")
 
 
 def build_parser(prog=None):
-    p = _common.parser(prog, __doc__, epochs=10, batchsize=100, lr=0.5)
+    p = _common.parser(prog, __doc__, epochs=10, batchsize=100, lr=0.5, shuffle=True)
     p.add_argument("--model", choices=MODELS, default=None,
                    help="softmax (default, or the model of --load) or mlp")
     p.add_argument("--hidden", type=_common.positive_int, nargs="+", default=[64],
@@ -89,13 +89,13 @@ def layer_sizes(w):
 def run(args):
     """Trains and reports; returns a dict with the ``history`` of reported
     tuples, the per-step ``losses`` and the weights ``w``."""
-    if args.load:
-        saved = _common.load(args.load, "mnist")
+    saved = _common.start(args, "mnist")
+    if saved:
         w = saved["w"]
         model = saved.get("model", "mlp" if len(w) > 2 else "softmax")
         if args.model is not None and args.model != model:
-            raise _common.ExampleError(f"{args.load} holds a {model} model; "
-                                       f"run with --model {model}")
+            raise _common.ExampleError(f"{args.load or args.resume} holds a {model} "
+                                       f"model; run with --model {model}")
         args.model = model
     else:
         args.model = args.model or "softmax"
@@ -112,16 +112,21 @@ def run(args):
     # evaluation in larger batches, every instance counted
     etrn = kt.minibatch(xtrn, ytrn, 1000, partial=True)
     etst = kt.minibatch(xtst, ytst, 1000, partial=True)
-    opts = _common.make_optimizers(w, args)
+    opts = _common.make_optimizers(w, args, saved)
     name = "mnist " + (args.model if args.model == "softmax" else
                        "mlp " + "x".join(map(str, layer_sizes(w)[1:-1])))
 
     def evaluate():
-        return "trn", accuracy(w, etrn), "tst", accuracy(w, etst)
+        return ("trn", accuracy(w, _common.evaluating(etrn, args, "trn accuracy")),
+                "tst", accuracy(w, _common.evaluating(etst, args, "tst accuracy")))
+
+    def save(epoch):
+        _common.save(args.save, "mnist", w, opts, epoch, args, model=args.model)
 
     history, losses = _common.train_epochs(
-        name, args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate)
-    if args.save:
+        name, args, dtrn, lambda data, bar: train(w, data, opts, bar), evaluate,
+        save=save)
+    if args.save and args.epochs < args.first_epoch:    # nothing trained: --load
         _common.save(args.save, "mnist", w, model=args.model)
     if args.plot:
         _common.plot(args.plot, name, [
@@ -130,10 +135,11 @@ def run(args):
     return {"history": history, "losses": losses, "w": w}
 
 
-def main(argv=None, prog=None):
+def main(argv=None, prog=None, fixed=None):
     """``knet-st run mnist [options]``; ``--help`` lists the options.
-    Returns what :func:`run` returns."""
-    return _common.run_main(build_parser, run, argv, prog)
+    ``fixed``: the options of an alias, ``{"model": "mlp"}`` for
+    ``knet-st run mlp``.  Returns what :func:`run` returns."""
+    return _common.run_main(build_parser, run, argv, prog, fixed)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ __all__ = ["get_array_module", "gpu", "to_gpu", "to_cpu", "KnetArray",
            "is_cupy_array", "cupy_module"]
 
 _NO_GPU_MESSAGE = (
-    "no usable GPU: install cupy for your CUDA version (e.g. "
-    "`pip install cupy-cuda12x`) on a machine with an NVIDIA GPU and driver; "
-    "knet_st.gpu() returns False here")
+    "no usable GPU: install cupy for your CUDA version, "
+    "`pip install 'knet_st[gpu]'` (cupy-cuda12x) or "
+    "`pip install 'knet_st[gpu-cuda13]'` (cupy-cuda13x), on a machine with an "
+    "NVIDIA GPU and driver; knet_st.gpu() returns False here")
 
 # None: not probed yet; False: no usable GPU; True: cupy imports and a CUDA
 # device answered.  Tests may reset it to None.

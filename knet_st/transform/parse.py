@@ -58,7 +58,18 @@ def parse_function(fn):
         # (functools.wraps) to the inner function and drop what the wrapper does.
         lines, first_line = inspect.getsourcelines(code)
     except (OSError, TypeError) as exc:
-        raise TransformError(f"cannot read the source of {fn!r}: {exc}", filename,
+        name = getattr(fn, "__qualname__", repr(fn))
+        if filename.startswith("<"):            # not a file: a prompt, a string
+            where = {"<stdin>": "at the interactive prompt",
+                     "<string>": "in a string (python -c, exec)"}.get(
+                         filename, f"in {filename}")
+            reason = (f"cannot read the source of {name}: it was defined {where}, "
+                      f"whose text Python does not keep; kt.grad reads the "
+                      f"function's source, so define it in a .py file and import "
+                      f"it (IPython and Jupyter cells work too)")
+        else:
+            reason = f"cannot read the source of {name}: {exc}"
+        raise TransformError(reason, filename,
                              code.co_firstlineno if code else None) from None
     text = textwrap.dedent("".join(lines))
     tree = gast.gast_to_ast(gast.parse(text))
