@@ -9,6 +9,7 @@ and so do containers a called user function may mutate.
 
 import ast
 
+from .facts import fact
 from .adjoints import NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
 from .effects import MUTATING_METHODS, out_arguments
 from .trees import statements as walk_statements
@@ -41,7 +42,7 @@ def value_active(value, active):
         return value.attr not in NONDIFFERENTIABLE_ATTRIBUTES and \
             bool(names_in(value.value) & active)
     if isinstance(value, ast.Call):
-        target = value.kt_target
+        target = fact(value, "target")
         if target.kind in ("nondiff", "opaque", "dynamic"):
             return False
         if target.kind == "method" and target.name in NONDIFFERENTIABLE_METHODS:
@@ -55,7 +56,7 @@ def value_active(value, active):
 def call_operands(call):
     """The value operands of a call: the receiver of a method, arguments, keywords."""
     operands = list(call.args) + [k.value for k in call.keywords]
-    if isinstance(call.func, ast.Attribute) and call.kt_target.kind == "method":
+    if isinstance(call.func, ast.Attribute) and fact(call, "target").kind == "method":
         operands.insert(0, call.func.value)
     return operands
 
@@ -89,7 +90,7 @@ def analyze(body, params, mutated_args):
                                 if isinstance(out, ast.Name):
                                     mark(out.id)
                     call = stmt.value
-                    if isinstance(call, ast.Call) and call.kt_target.kind in ("user", "local") \
+                    if isinstance(call, ast.Call) and fact(call, "target").kind in ("user", "local") \
                             and value_active(call, active):
                         for name in mutated_args(call):
                             mark(name)

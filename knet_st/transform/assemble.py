@@ -13,6 +13,7 @@ function returns ``(result, saved)``, the backward one unpacks ``saved``.
 import ast
 import copy
 
+from .facts import fact, set_fact
 from .prepare import (assignment_sites, check_aliasing, insert_live_flags, lower_augmented,
                       sparse_adjoints)
 from .inplace import lower_out, snapshot_reads
@@ -46,7 +47,7 @@ class _Finisher:
                                                      ctx=ast.Load()), _name(stmt.var)))]
             return [_assign(stmt.var, _call(ast.Attribute(value=stack, attr="pop",
                                                           ctx=ast.Load())))]
-        counter = getattr(stmt, "kt_counter", None)
+        counter = fact(stmt, "counter", None)
         if counter is not None and counter not in self.counters:
             return []
         stmt = copy.copy(stmt)
@@ -58,8 +59,8 @@ class _Finisher:
             stmt.body = stmt.body or [ast.Pass()]
         elif isinstance(stmt, (ast.For, ast.While)):
             body = self.stmts(stmt.body)
-            if not [s for s in body if not getattr(s, "kt_counter", None)] \
-                    and getattr(stmt, "kt_adjoint", False):
+            if not [s for s in body if not fact(s, "counter", None)] \
+                    and fact(stmt, "adjoint_loop", False):
                 return []
             stmt.body = body or [ast.Pass()]
         return [stmt]
@@ -83,7 +84,7 @@ def _mark_adjoint_loops(stmts):
     for stmt in stmts:
         for node in ast.walk(stmt):
             if isinstance(node, (ast.For, ast.While)):
-                node.kt_adjoint = True
+                set_fact(node, "adjoint_loop", True)
 
 
 def build(rev, func, effects, callee_mutates):

@@ -12,6 +12,7 @@ import copy
 import inspect
 import linecache
 
+from .facts import fact, set_fact
 from . import adjoints  # noqa: F401  (registers the rules)
 from .activity import analyze
 from .effects import function_effects, mutated_parameters
@@ -108,7 +109,7 @@ class Unit:
                          and isinstance(n.func, ast.Attribute) and n.func.attr == "append"
                          and isinstance(n.func.value, ast.Name)}
         passed = {a.id for n in ast.walk(tree) if isinstance(n, ast.Call)
-                  and n.kt_target.kind in ("user", "local")
+                  and fact(n, "target").kind in ("user", "local")
                   for a in list(n.args) + [k.value for k in n.keywords]
                   if isinstance(a, ast.Name)}
         # Lists that may grow while the function runs (here or in a callee):
@@ -231,24 +232,24 @@ class Compiler:
         local |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)
                   and isinstance(n.ctx, ast.Store)}
         for node in ast.walk(fn):
-            if isinstance(node, ast.Call) and getattr(node, "kt_runtime", None):
-                name = node.kt_runtime
+            if isinstance(node, ast.Call) and fact(node, "runtime", None):
+                name = fact(node, "runtime")
                 obj = getattr(rt, name, None) or getattr(builtins, name)
                 node.func = bound_name(self.ns.bind(name, obj, unit.names))
         for node in ast.walk(fn):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
-                    node.id not in local and not getattr(node, "kt_bound", False):
+                    node.id not in local and not fact(node, "bound", False):
                 try:
                     obj = unit.env.lookup(node.id)
                 except (KeyError, AttributeError):
                     raise unit.source.error(f"name {node.id!r} is not defined",
                                             node) from None
                 node.id = self.ns.bind(node.id, obj, unit.names)
-                node.kt_bound = True
+                set_fact(node, "bound", True)
 
     def mutated_args(self, call, caller):
         """Names passed to a user function that the callee may change in place."""
-        unit = self.unit_for(call.kt_target)
+        unit = self.unit_for(fact(call, "target"))
         params = self.mutated_params(unit)
         bound = self.bind_call(call, caller)
         return {a.id for a, p in zip(bound, unit.params)
@@ -270,7 +271,7 @@ class Compiler:
     def bind_call(self, call, caller):
         """The argument nodes of a user-function call, one per parameter in order
         (defaults filled in)."""
-        target = call.kt_target
+        target = fact(call, "target")
         unit = self.unit_for(target)
         if target.kind == "user":
             signature = inspect.signature(target.obj)

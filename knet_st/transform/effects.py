@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .facts import fact
+
 # Methods that change their receiver (lists, dicts, sets, arrays).
 MUTATING_METHODS = frozenset({
     "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
@@ -84,7 +86,7 @@ def call_mutates(call, callee_mutates):
     """The names whose objects ``call`` changes in place.  ``callee_mutates(call)``
     answers for calls of user functions."""
     names = {_root_name(n) for n in out_arguments(call)}
-    target = getattr(call, "kt_target", None)
+    target = fact(call, "target", None)
     kind = target.kind if target is not None else None
     func = call.func
     if kind == "method" or (isinstance(func, ast.Attribute) and kind in (None, "dynamic")):
@@ -156,7 +158,7 @@ def _fresh(value):
     if isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Constant,
                           ast.BoolOp, ast.JoinedStr)):
         return True
-    target = getattr(value, "kt_target", None)
+    target = fact(value, "target", None)
     if isinstance(value, ast.Call) and target is not None and target.obj is not None \
             and not out_arguments(value):
         try:

@@ -16,6 +16,7 @@ import ast
 
 import numpy as np
 
+from .facts import fact, set_fact
 from ..runtime import gradients as rt
 from .activity import value_active
 from .effects import call_mutates, out_arguments
@@ -38,7 +39,7 @@ def _new_object(value):
     """Whether an assigned value is a new array that no other name shares."""
     if isinstance(value, (ast.BinOp, ast.UnaryOp)):
         return True
-    target = getattr(value, "kt_target", None)
+    target = fact(value, "target", None)
     if not isinstance(value, ast.Call) or target is None or target.kind != "primitive" and \
             target.kind != "nondiff":
         return False
@@ -113,7 +114,7 @@ def _reads_backward(stmt, rev, callee_mutates):
                 return set()
             nodes = [target.slice]
         else:
-            user = isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local")
+            user = isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local")
             if not (value_active(value, rev.active) or
                     user and {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
                     & rev.active):
@@ -194,14 +195,13 @@ def snapshot_reads(rev, func, effects, callee_mutates):
             wanted = sorted(v for v in _reads_backward(stmt, rev, callee_mutates) & unstable
                             if id(stmt) not in places or
                             _changed_later(v, stmt, effects, places))
-            if wanted and not getattr(getattr(stmt, "value", None), "func", None) is None \
-                    and getattr(stmt.value.func, "kt_bound", False):
-                wanted = []        # a check the compiler inserted
+            if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
+                wanted = []
             renames = {}
             for var in wanted:
                 copy_name = rev.names.fresh(f"{var}_now")
                 copy_call = call(rev.helper("snapshot"), name(var))
-                copy_call.kt_target = Target("nondiff", rt.snapshot, "snapshot")
+                set_fact(copy_call, "target", Target("nondiff", rt.snapshot, "snapshot"))
                 out.append(assign(copy_name, copy_call, like=stmt))
                 renames[var] = copy_name
             if renames:

@@ -9,6 +9,8 @@ then flows to ``w`` through an ordinary call.
 
 import ast
 
+from .facts import fact, set_fact
+
 
 def _assigned(func):
     names = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
@@ -59,7 +61,7 @@ class _CallRewriter(ast.NodeTransformer):
     def visit_Call(self, node):
         lifted = isinstance(node.func, ast.Name) and node.func.id in self.free
         if lifted:
-            node.func.kt_lifted = True
+            set_fact(node.func, "lifted", True)
         self.generic_visit(node)
         if lifted:
             node.args = node.args + [ast.Name(v, ast.Load()) for v in self.free[node.func.id]]
@@ -67,7 +69,7 @@ class _CallRewriter(ast.NodeTransformer):
 
     def visit_Name(self, node):
         if node.id in self.free and isinstance(node.ctx, ast.Load) and \
-                not getattr(node, "kt_lifted", False):
+                not fact(node, "lifted", False):
             raise self.source.error(
                 f"the nested function {node.id!r} is used as a value; "
                 "only calling it is supported", node)

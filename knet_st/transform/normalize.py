@@ -20,6 +20,7 @@ an index).
 import ast
 import copy
 
+from .facts import set_fact
 from .effects import MUTATING_METHODS
 from .trees import assign as _assign, name as _name
 
@@ -30,7 +31,7 @@ def _call(func, *args):
     """A call of a runtime helper or builtin (marked so that the user's names
     cannot shadow it)."""
     node = ast.Call(func=_name(func), args=list(args), keywords=[])
-    node.kt_runtime = func
+    set_fact(node, "runtime", func)
     return node
 
 

@@ -14,6 +14,7 @@ import ast
 
 import numpy as np
 
+from .facts import fact
 from .trees import call as _call, name as _name
 
 
@@ -38,7 +39,7 @@ def check_aliasing(rev, func, params):
         if isinstance(stmt, ast.Assign):
             target, value = stmt.targets[0], stmt.value
             fresh_call = isinstance(value, ast.Call) and not value.args and \
-                not value.keywords and value.kt_target.obj in (list, dict)
+                not value.keywords and fact(value, "target").obj in (list, dict)
             if isinstance(target, ast.Name) and target.id in mutated and not fresh_call:
                 if isinstance(value, ast.Name):
                     refuse(target.id, stmt, f"is also named {value.id!r}")
@@ -80,8 +81,7 @@ def lower_augmented(rev, func):
             if isinstance(stmt, ast.AugAssign) and stmt.target.id in rev.active:
                 var = stmt.target.id
                 if var not in private:
-                    out.append(ast.Expr(_call(rev.helper("check_not_array"), _name(var),
-                                              rev.where(stmt))))
+                    out.append(rev.run_check("check_not_array", var, stmt))
                 temp = rev.names.fresh("t")
                 rev.active.add(temp)
                 out += [ast.Assign(targets=[_name(temp, True)],
@@ -101,9 +101,9 @@ def _fresh(value):
     of arithmetic, or of a NumPy element-wise function or reduction."""
     if isinstance(value, (ast.BinOp, ast.UnaryOp)):
         return True
-    return isinstance(value, ast.Call) and value.kt_target.kind == "primitive" and \
-        (isinstance(value.kt_target.obj, np.ufunc) or
-         value.kt_target.obj in (np.sum, np.mean, np.dot, np.matmul))
+    return isinstance(value, ast.Call) and fact(value, "target").kind == "primitive" and \
+        (isinstance(fact(value, "target").obj, np.ufunc) or
+         fact(value, "target").obj in (np.sum, np.mean, np.dot, np.matmul))
 
 
 def _private_arrays(rev, func):
@@ -176,8 +176,8 @@ def insert_live_flags(rev, func, params):
     # Containers gain gradients by mutation, not binding: here or in a function
     # they are passed to.  They get no flag.
     passed = {a.id for node in ast.walk(ast.Module(body=func.body, type_ignores=[]))
-              if isinstance(node, ast.Call) and getattr(node, "kt_target", None) is not None
-              and node.kt_target.kind in ("user", "local")
+              if isinstance(node, ast.Call) and fact(node, "target", None) is not None
+              and fact(node, "target").kind in ("user", "local")
               for a in list(node.args) + [k.value for k in node.keywords]
               if isinstance(a, ast.Name)}
     inactive_defs -= rev.unit.mutated | passed
@@ -241,8 +241,8 @@ def sparse_adjoints(func):
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and \
                 isinstance(node.value, ast.Name):
             sparse.add(node.value.id)
-        elif isinstance(node, ast.Call) and getattr(node, "kt_target", None) is not None \
-                and node.kt_target.kind in ("user", "local"):
+        elif isinstance(node, ast.Call) and fact(node, "target", None) is not None \
+                and fact(node, "target").kind in ("user", "local"):
             sparse |= {a.id for a in list(node.args) + [k.value for k in node.keywords]
                        if isinstance(a, ast.Name)}
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \

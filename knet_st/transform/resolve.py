@@ -19,6 +19,7 @@ import builtins
 import types
 from dataclasses import dataclass
 
+from .facts import fact, set_fact
 from .registry import is_nondifferentiable, refusal, rule_for
 
 
@@ -92,10 +93,10 @@ def resolve_calls(tree, env, local_functions, source):
         for child in ast.iter_child_nodes(node):
             where = child if isinstance(child, ast.stmt) else stmt
             if isinstance(child, ast.Call):
-                child.kt_target = resolve_call(child, env, local_names, local_functions,
-                                               source)
-                if child.kt_target.kind == "refused":
-                    raise source.error(refusal(child.kt_target.obj), where)
+                set_fact(child, "target", resolve_call(child, env, local_names,
+                                                       local_functions, source))
+                if fact(child, "target").kind == "refused":
+                    raise source.error(refusal(fact(child, "target").obj), where)
             visit(child, where)
 
     visit(tree, tree)
@@ -107,7 +108,7 @@ def resolve_call(call, env, local_names, local_functions, source):
 
 
 def _resolve(call, env, local_names, local_functions, source):
-    runtime = getattr(call, "kt_runtime", None)
+    runtime = fact(call, "runtime", None)
     if runtime:
         return Target("nondiff", None, runtime)
     func = call.func

@@ -27,6 +27,7 @@ import operator
 
 import numpy as np
 
+from .facts import fact, has_fact, set_fact
 from ..runtime import gradients as rt
 from .activity import call_operands, names_in
 from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
@@ -112,10 +113,13 @@ class Reverse:
         self.extra_sites = extra
         del self.loop_copies[copies:]
 
-    def where(self, stmt):
-        """``(file, line, text)`` of ``stmt``, for a run-time check's error."""
-        return ast.Tuple(elts=[ast.Constant(self.source.filename), ast.Constant(stmt.lineno),
-                               ast.Constant(self.source.line(stmt.lineno))], ctx=ast.Load())
+    def run_check(self, helper, var, stmt):
+        """A run-time check ``helper(var, lineN)`` of ``stmt``: ``lineN`` is a
+        name in the generated module for ``(file, line, text)``, for its error."""
+        where = (self.source.filename, stmt.lineno, self.source.line(stmt.lineno))
+        line = bound_name(self.compiler.ns.bind(f"line{stmt.lineno}", where, self.names))
+        check = ast.Expr(_call(self.helper(helper), _name(var), line))
+        return set_fact(check, "check", True)
 
     def error(self, message, node):
         return self.source.error(message, node)
@@ -196,7 +200,7 @@ class Reverse:
         if isinstance(target, ast.Subscript):
             return self.fwd_setitem(stmt)
         value = stmt.value
-        if isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local"):
+        if isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local"):
             return self.fwd_user_call(stmt, depth)
         out = []
         if isinstance(value, ast.Subscript) and self.is_active(value.value):
@@ -211,7 +215,7 @@ class Reverse:
         if isinstance(target, ast.Subscript):
             return self.bwd_setitem(stmt, K)
         value = stmt.value
-        if isinstance(value, ast.Call) and value.kt_target.kind in ("user", "local"):
+        if isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local"):
             return self.bwd_user_call(stmt, K)
         var = target.id
         if isinstance(value, ast.Name) and value.id == var:
@@ -235,8 +239,8 @@ class Reverse:
                 out += self.rhs_adjoint(stmt, var, value, K)
             K[d] = ZERO
         out.append(Marker("restore", var, stmt))
-        if hasattr(value, "kt_key"):
-            out.append(Marker("restore", value.kt_key.id, stmt))
+        if has_fact(value, "key"):
+            out.append(Marker("restore", fact(value, "key").id, stmt))
         return out
 
     def needs_dense(self, value):
@@ -265,7 +269,7 @@ class Reverse:
             return self.inline(rule_for(getattr(operator, op)), [value.operand], {}, var, dy,
                                K, stmt)
         if isinstance(value, ast.Call):
-            target = value.kt_target
+            target = fact(value, "target")
             keywords = {k.arg: k.value for k in value.keywords}
             total = self.total_of_elementwise(value)
             if total is not None:
@@ -284,7 +288,7 @@ class Reverse:
             d = self.adj(base.id)
             current = _name(d) if K.get(d, ZERO) != ZERO else _none()
             K[d] = ANY
-            key = value.kt_key if hasattr(value, "kt_key") else self.index_value(value.slice)
+            key = fact(value, "key") if has_fact(value, "key") else self.index_value(value.slice)
             return [_assign(d, _call(self.helper("getitem_grad"), current, _name(base.id),
                                      key, dy))]
         if isinstance(value, ast.Attribute):
@@ -313,7 +317,7 @@ class Reverse:
         comes from ``* / **`` (or ``+ -`` with a constant): the name ``t``.  Its
         adjoint can stay the scalar ``ds``: those rules spread it back to each
         operand's shape, so no array of copies is built."""
-        target = value.kt_target
+        target = fact(value, "target")
         if target.kind == "primitive" and target.obj is np.sum and len(value.args) == 1 \
                 and not value.keywords:
             operand = value.args[0]
@@ -362,7 +366,7 @@ class Reverse:
             return []
         key = self.names.fresh("key")
         self.extra_sites[key] = depth
-        subscript.kt_key = _name(key)
+        set_fact(subscript, "key", _name(key))
         return [Marker("push", key, stmt),
                 _assign(key, _call(self.helper("seqkey", rt.seqkey), _name(base),
                                    self.index_value(index)))]
@@ -422,15 +426,14 @@ class Reverse:
         base = target.value
         out = []
         if self.is_active(base) or self.is_active(stmt.value):
-            out.append(ast.Expr(_call(self.helper("check_container"), _name(base.id),
-                                      self.where(stmt))))
+            out.append(self.run_check("check_container", base.id, stmt))
             if base.id in self.unit.may_grow:
                 out += self.key_for(target, 1, stmt)
         return out + [stmt]
 
     def bwd_setitem(self, stmt, K):
         out = self.setitem_adjoint(stmt, K)
-        key = getattr(stmt.targets[0], "kt_key", None)
+        key = fact(stmt.targets[0], "key", None)
         if key is not None:
             out.append(Marker("restore", key.id, stmt))
         return out
@@ -443,7 +446,7 @@ class Reverse:
         d = self.adj(base)
         if K.get(d, ZERO) == ZERO:
             return []
-        key = target.kt_key if hasattr(target, "kt_key") else self.index_value(target.slice)
+        key = fact(target, "key") if has_fact(target, "key") else self.index_value(target.slice)
         grad = _call(self.helper("setitem_grad"), _name(d), _name(base), key)
         if self.is_active(stmt.value):
             part = self.names.fresh("g")
@@ -460,8 +463,8 @@ class Reverse:
 
     def fwd_Expr(self, stmt, depth):
         call = stmt.value
-        if getattr(call.func, "kt_bound", False):
-            return [stmt]            # a check inserted by the compiler
+        if fact(stmt, "check", False):
+            return [stmt]
         func = call.func
         receiver = func.value.id if isinstance(func, ast.Attribute) and \
             isinstance(func.value, ast.Name) else None
@@ -473,12 +476,12 @@ class Reverse:
                              "gradients; build lists with append", stmt)
         position = self.names.fresh("position")
         self.extra_sites[position] = depth
-        stmt.kt_position = position
+        set_fact(stmt, "position", position)
         return [Marker("push", position, stmt),
                 _assign(position, _call(self.helper("len"), _name(receiver))), stmt]
 
     def bwd_Expr(self, stmt, K, depth):
-        position = getattr(stmt, "kt_position", None)
+        position = fact(stmt, "position", None)
         if position is None:
             return []
         receiver = stmt.value.func.value.id
@@ -504,14 +507,14 @@ class Reverse:
         var = stmt.targets[0].id
         call = stmt.value
         bound = self.compiler.bind_call(call, self)
-        stmt.kt_bound = bound
+        set_fact(stmt, "args", bound)
         active = [i for i, a in enumerate(bound) if self.is_active(a)]
-        stmt.kt_active = active
-        target = call.kt_target
+        set_fact(stmt, "active_args", active)
+        target = fact(call, "target")
         if not active and target.kind == "user":
             return [Marker("push", var, stmt), stmt]
         fwd, bwd = self.compiler.request(target, tuple(active), self)
-        stmt.kt_bwd = bwd
+        set_fact(stmt, "callee_bwd", bwd)
         fwd_call = _call(bound_name(fwd), *copy.deepcopy(bound))
         if not active:
             return [Marker("push", var, stmt),
@@ -519,23 +522,23 @@ class Reverse:
                                                ctx=ast.Load()))]
         saved = self.names.fresh(f"{target.name.split('.')[-1]}_saved")
         self.extra_sites[saved] = depth
-        stmt.kt_saved = saved
+        set_fact(stmt, "saved", saved)
         pair = ast.Tuple(elts=[_name(var, True), _name(saved, True)], ctx=ast.Store())
         return [Marker("push", var, stmt), Marker("push", saved, stmt), _assign(pair, fwd_call)]
 
     def bwd_user_call(self, stmt, K):
         var = stmt.targets[0].id
-        saved = getattr(stmt, "kt_saved", None)
+        saved = fact(stmt, "saved", None)
         out = []
         if saved is not None:
             d = self.adj(var) if var in self.active else None
-            kinds = [K.get(self.adj(stmt.kt_bound[i].id), ZERO) for i in stmt.kt_active]
+            kinds = [K.get(self.adj(fact(stmt, "args")[i].id), ZERO) for i in fact(stmt, "active_args")]
             dout_kind = K.get(d, ZERO) if d else ZERO
             if dout_kind != ZERO or any(k != ZERO for k in kinds):
                 args = [_name(saved), _name(d) if dout_kind != ZERO else _none()]
                 targets, extra, seen = [], [], set()
-                for i in stmt.kt_active:
-                    name = stmt.kt_bound[i].id
+                for i in fact(stmt, "active_args"):
+                    name = fact(stmt, "args")[i].id
                     da = self.adj(name)
                     if name in seen:
                         args.append(_none())
@@ -549,7 +552,7 @@ class Reverse:
                         K[da] = ANY
                 target = targets[0] if len(targets) == 1 else \
                     ast.Tuple(elts=targets, ctx=ast.Store())
-                out.append(_assign(target, _call(bound_name(stmt.kt_bwd), *args)))
+                out.append(_assign(target, _call(bound_name(fact(stmt, "callee_bwd")), *args)))
                 for name, part in extra:
                     out += self.contrib(name, _name(part), ANY, K)
             if d:
@@ -574,7 +577,7 @@ class Reverse:
                                      "(concatenation, repetition): build the list with "
                                      "append or a display instead", stmt)
         if isinstance(value, ast.Call):
-            target = value.kt_target
+            target = fact(value, "target")
             active = [a for a in call_operands(value) if names_in(a) & self.active]
             if not active:
                 return
@@ -611,13 +614,13 @@ class Reverse:
                        orelse=orelse)]
 
     def is_range(self, it):
-        if getattr(it, "kt_sequence", False):
+        if fact(it, "sequence", False):
             return True
         if not isinstance(it, ast.Call):
             return False
-        if getattr(it, "kt_runtime", None) == "range":
+        if fact(it, "runtime", None) == "range":
             return True
-        target = getattr(it, "kt_target", None)
+        target = fact(it, "target", None)
         return target is not None and target.obj is range
 
     def fwd_For(self, stmt, depth):
@@ -632,15 +635,15 @@ class Reverse:
             k = self.names.fresh("k")
             where = self.names.fresh("positions")
             read_value = _call(self.helper("element"), _name(seq), _name(k))
-            read_value.kt_target = Target("primitive", rt.element, "element")
+            set_fact(read_value, "target", Target("primitive", rt.element, "element"))
             read = ast.Assign(targets=[_name(target, True)], value=read_value,
                               lineno=stmt.lineno)
             before = [Marker("push", where, stmt),
                       _assign(where, _call(self.helper("positions"), _name(seq)))]
             self.extra_sites[where] = depth
-            stmt.kt_positions = where
+            set_fact(stmt, "positions", where)
             stmt.iter = _name(where)
-            stmt.iter.kt_sequence = True
+            set_fact(stmt.iter, "sequence", True)
             stmt.target = _name(k, True)
             stmt.body = [read] + stmt.body
             self.unit.sites[k] = 2       # bound by a loop: once per iteration
@@ -648,11 +651,11 @@ class Reverse:
         breaks = any(isinstance(s, ast.If) and s.body and isinstance(s.body[0], ast.Break)
                      for s in stmt.body)
         if self.is_range(stmt.iter) and not breaks and self.unit.sites.get(target, 0) <= 2:
-            stmt.kt_form = "range"
+            set_fact(stmt, "form", "range")
             body = self.block_fwd(stmt.body, depth + 1)
             return before + [ast.For(target=stmt.target, iter=stmt.iter,
                                      body=body or [ast.Pass()], orelse=[])]
-        stmt.kt_form = "count"
+        set_fact(stmt, "form", "count")
         self.unit.sites[target] = max(self.unit.sites.get(target, 0), 2)
         item = self.names.fresh("item")
         stmt.body.insert(0, ast.Assign(targets=[_name(target, True)], value=_name(item),
@@ -662,15 +665,15 @@ class Reverse:
         return before + self.counted(stmt, loop, depth)
 
     def fwd_While(self, stmt, depth):
-        stmt.kt_form = "count"
+        set_fact(stmt, "form", "count")
         return self.counted(stmt, ast.While(test=stmt.test, body=[], orelse=[]), depth)
 
     def counted(self, stmt, loop, depth):
         """A loop whose adjoint runs as many times as it did (a counter)."""
         count = self.names.fresh("count")
         self.special.add(count)
-        stmt.kt_count = count
-        stmt.kt_depth = depth
+        set_fact(stmt, "count", count)
+        set_fact(stmt, "depth", depth)
         increment = ast.AugAssign(target=_name(count, True), op=ast.Add(),
                                   value=ast.Constant(1))
         loop.body = [increment] + self.block_fwd(stmt.body, depth + 1)
@@ -679,16 +682,16 @@ class Reverse:
             out.append(ast.Expr(_call(ast.Attribute(value=_name(self.stack_name()),
                                                     attr="append", ctx=ast.Load()),
                                       _name(count))))
-            out[-1].kt_counter = count
+            set_fact(out[-1], "counter", count)
         for node in (out[0], increment):
-            node.kt_counter = count
+            set_fact(node, "counter", count)
         return out
 
     def bwd_For(self, stmt, K, depth):
         body, before, end = self.loop_adjoint(stmt.body, K, depth)
-        where = getattr(stmt, "kt_positions", None)
+        where = fact(stmt, "positions", None)
         after = [Marker("restore", where, stmt)] if where else []
-        if stmt.kt_form == "range":
+        if fact(stmt, "form") == "range":
             if not body and not before and not end:
                 return after
             iterable = _call(self.helper("reversed", reversed), copy.deepcopy(stmt.iter))
@@ -701,15 +704,15 @@ class Reverse:
         return self.counted_adjoint(stmt, body, before, end)
 
     def counted_adjoint(self, stmt, body, before, end):
-        count = stmt.kt_count
+        count = fact(stmt, "count")
         loop = ast.For(target=_name(self.names.fresh("_"), True),
                        iter=_call(self.helper("range", range), _name(count)),
                        body=body + end or [ast.Pass()], orelse=[])
         out = []
-        if stmt.kt_depth > 0:
+        if fact(stmt, "depth") > 0:
             pop = _assign(count, _call(ast.Attribute(value=_name(self.stack_name()),
                                                      attr="pop", ctx=ast.Load())))
-            pop.kt_counter = count
+            set_fact(pop, "counter", count)
             out.append(pop)
         return out + before + [loop]
 

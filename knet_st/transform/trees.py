@@ -2,6 +2,8 @@
 
 import ast
 
+from .facts import set_fact
+
 
 def name(id, store=False):
     """``ast.Name`` of ``id``, loaded (or stored)."""
@@ -12,7 +14,7 @@ def bound_name(key):
     """A Name of the generated module's namespace (not a user's global): the
     compiler binds it to its object itself (see ``facts.BOUND``)."""
     node = name(key)
-    node.kt_bound = True
+    set_fact(node, "bound", True)
     return node
 
 
