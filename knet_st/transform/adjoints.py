@@ -15,7 +15,7 @@ import numpy as np
 from ..runtime.gradients import (
     array_grad, astype_grad, builtin_sum_grad, clip_grads, cumsum_grad, det_grad, diag_grad,
     element, element_grad, extremum_grad, hstack_axis, inner_grads, inv_grad, item_grad,
-    method_axes, matmul_grad_a, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
+    method_axes, matmul_grad_a, snapshot, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
     split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
 from .registry import adjoint, nondifferentiable
@@ -516,6 +516,11 @@ def real(dy, y, val):
 @adjoint(element)
 def element_rule(dy, y, xs, k):
     dxs = element_grad(xs, k, dy)
+
+
+@adjoint(snapshot)
+def snapshot_rule(dy, y, x):
+    dx = dy
 
 
 def item_method(a, *args):

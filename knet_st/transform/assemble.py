@@ -17,7 +17,8 @@ from .facts import fact, set_fact
 from .prepare import (assignment_sites, check_aliasing, insert_live_flags, lower_augmented,
                       sparse_adjoints)
 from .inplace import lower_out, snapshot_reads
-from .reverse import ANY, ZERO, Marker
+from .accumulate import ANY, ZERO
+from .trees import Marker
 from .trees import assign as _assign, call as _call, name as _name, none as _none
 
 

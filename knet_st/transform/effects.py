@@ -50,7 +50,7 @@ class Effects:
     ``grown`` lists, ``unstable`` names (may change in place after a read),
     ``by_statement`` maps ``id(stmt)`` to its :class:`Effect`, ``changed`` the
     objects changed in place (see :func:`points_to`), ``changes`` lists
-    ``(id(stmt), objects it changes)``, ``reached[name]`` the objects an
+    ``(id(stmt), objects it changes, names it changes them through)``, ``reached[name]`` the objects an
     unstable name may hold or reach."""
     mutated: set = field(default_factory=set)
     grown: set = field(default_factory=set)
@@ -320,7 +320,7 @@ def function_effects(func, callee_mutates):
     effects.changed = facts.of(effects.mutated)
     effects.unstable = {n for n in facts.versions
                         if facts.deep(facts.of({n})) & effects.changed}
-    effects.changes = [(key, facts.of(effect.mutates))
+    effects.changes = [(key, facts.of(effect.mutates), effect.mutates)
                        for key, effect in effects.by_statement.items() if effect.mutates]
     effects.reached = {n: facts.deep(facts.of({n})) for n in effects.unstable}
     return effects

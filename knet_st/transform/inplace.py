@@ -9,7 +9,8 @@ Reads the :mod:`effects` of the function; runs after activity, before reverse.
   gradient that may change in place later (``s += 1.0``, ``buf[:] = v``,
   ``mask[i] = False``, ``np.copyto(idx, p)``, a helper that fills it) reads a
   copy taken at that point instead: ``s_now = snapshot(s)`` (numbers are not
-  copied).  The backward pass then sees the value the forward statement saw.
+  copied; ``snapshot`` is a primitive whose adjoint is the identity, for a
+  name that holds values with gradients at other times).  The backward pass then sees the value the forward statement saw.
 """
 
 import ast
@@ -159,16 +160,18 @@ def _positions(body):
     return places
 
 
-def _changed_later(var, stmt, effects, places):
+def _changed_later(var, stmt, effects, places, active):
     """Whether an object ``var`` holds at ``stmt`` may be changed in place after
     ``stmt`` runs: by a statement later in the code or in a loop around both.
     A parameter's object may be changed by a later call of this function, so
-    any change counts."""
+    any change counts.  Changes made through names with gradients are not
+    counted: they are refused or rewritten elsewhere, or are changes of lists
+    and dicts that the adjoints of containers replay."""
     reached = effects.reached.get(var, set())
     here, loops = places[id(stmt)]
-    for key, objects in effects.changes:
+    for key, objects, through in effects.changes:
         common = objects & reached
-        if not common or key not in places:
+        if not common or key not in places or through <= active:
             continue
         there, their_loops = places[key]
         if there > here or loops & their_loops or any(o[0] == "param" for o in common):
@@ -179,7 +182,6 @@ def _changed_later(var, stmt, effects, places):
 def snapshot_reads(rev, func, effects, callee_mutates):
     """Copies unstable values without gradient where the backward pass reads
     them (see the module doc)."""
-    unstable = effects.unstable - rev.active
     places = _positions(func.body)
 
     def header(stmt):
@@ -192,17 +194,20 @@ def snapshot_reads(rev, func, effects, callee_mutates):
             for field_name in ("body", "orelse"):
                 if hasattr(stmt, field_name):
                     setattr(stmt, field_name, visit(getattr(stmt, field_name)))
-            wanted = sorted(v for v in _reads_backward(stmt, rev, callee_mutates) & unstable
-                            if id(stmt) not in places or
-                            _changed_later(v, stmt, effects, places))
+            reads = _reads_backward(stmt, rev, callee_mutates) & effects.unstable
+            wanted = sorted(v for v in reads if id(stmt) not in places and v not in rev.active
+                            or id(stmt) in places and
+                            _changed_later(v, stmt, effects, places, rev.active))
             if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
                 wanted = []
             renames = {}
             for var in wanted:
                 copy_name = rev.names.fresh(f"{var}_now")
                 copy_call = call(rev.helper("snapshot"), name(var))
-                set_fact(copy_call, "target", Target("nondiff", rt.snapshot, "snapshot"))
+                set_fact(copy_call, "target", Target("primitive", rt.snapshot, "snapshot"))
                 out.append(assign(copy_name, copy_call, like=stmt))
+                if var in rev.active:           # the copy's adjoint flows back to var
+                    rev.active.add(copy_name)
                 renames[var] = copy_name
             if renames:
                 renamer = _Rename(renames)

@@ -15,7 +15,7 @@ import ast
 import numpy as np
 
 from .facts import fact
-from .trees import call as _call, name as _name
+from .trees import name as _name
 
 
 def check_aliasing(rev, func, params):

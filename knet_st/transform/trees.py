@@ -39,6 +39,19 @@ def none():
     return ast.Constant(None)
 
 
+class Marker(ast.Expr):
+    """A placeholder resolved by the assemble pass: push ``var`` before it
+    is overwritten (``kind='push'``) or pop it back (``kind='restore'``)."""
+
+    _fields = ("value",)
+
+    def __init__(self, kind, var, origin=None):
+        super().__init__(value=ast.Constant(None))
+        self.kind = kind
+        self.var = var
+        self.origin = origin
+
+
 def statements(body):
     """Every statement of ``body``, nested bodies included, in order."""
     for stmt in body:
