@@ -14,10 +14,6 @@ import ast
 import copy
 
 from .facts import fact, set_fact
-from .prepare import (assignment_sites, check_aliasing, insert_live_flags, lower_augmented,
-                      sparse_adjoints)
-from .inplace import lower_out, snapshot_reads
-from .accumulate import ANY, ZERO
 from .trees import Marker
 from .trees import assign as _assign, call as _call, name as _name, none as _none
 
@@ -42,7 +38,7 @@ class _Finisher:
         if isinstance(stmt, Marker):
             if stmt.var not in self.pushed or (id(stmt.origin), stmt.var) in self.first:
                 return []
-            stack = _name(self.rev.stack_name())
+            stack = _name(self.rev.stack)
             if stmt.kind == "push":
                 return [ast.Expr(_call(ast.Attribute(value=stack, attr="append",
                                                      ctx=ast.Load()), _name(stmt.var)))]
@@ -88,57 +84,28 @@ def _mark_adjoint_loops(stmts):
                 set_fact(node, "adjoint_loop", True)
 
 
-def build(rev, func, effects, callee_mutates):
-    """Runs the reverse pass over the normalized ``func``; returns the forward
-    and backward ``FunctionDef`` trees."""
-    names = rev.names
-    params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
-    check_aliasing(rev, func, params)
-    lower_out(rev, func)
-    lower_augmented(rev, func)
-    snapshot_reads(rev, func, effects, callee_mutates)
-    insert_live_flags(rev, func, params)
-    rev.unit.sites = assignment_sites(func, params)
-    rev.sparse = sparse_adjoints(func)
-    primal = rev.block_fwd(func.body, 0)
-    rev.dout = names.fresh("dout")
-    K = {}
-    incoming, late = [], []
-    if not rev.is_top:
-        # The caller passes the adjoint it holds for each argument.  A parameter
-        # that keeps its value throughout starts from it; one that is rebound gets
-        # it added where it held the caller's value: at the end of the sweep.
-        for p in rev.active_params:
-            if rev.unit.sites.get(p, 1) > 1:
-                name = names.fresh(f"d{p}_in")
-                incoming.append(name)
-                late.append((p, name))
-            else:
-                K[rev.adj(p)] = ANY
-                incoming.append(rev.adj(p))
-    adjoint = rev.block_bwd(func.body, K, 0)
-    for p, name in late:
-        adjoint += rev.contrib(p, _name(name), ANY, K)
+def assemble(rev, args, fwd_name, bwd_name, names):
+    """The forward and backward ``FunctionDef`` trees from what the reverse pass
+    wrote (a :class:`~knet_st.transform.reverse.Reversed`); ``args`` are the
+    function's arguments, ``names`` its local names."""
+    params, primal, adjoint, grads = rev.params, rev.primal, rev.adjoint, rev.grads
     _mark_adjoint_loops(adjoint)
-    grads = [_name(rev.adj(p)) if K.get(rev.adj(p), ZERO) != ZERO else _none()
-             for p in rev.active_params]
-
     ret = rev.ret if rev.ret is not None else ast.Constant(None)
-    locals_ = set(params) | _stores(primal) | {rev.stack_name()} | rev.special
+    locals_ = set(params) | _stores(primal) | {rev.stack} | rev.counters
     adjoint_body = adjoint + [ast.Return(_tuple(grads))]
     # Which overwritten values to push: those the backward code reads.  Pushing
     # one can make an adjoint loop non-empty, whose reads then count too, so
     # this grows to a fixed point; loop counters are kept where still read.
     pushed = set()
     while True:
-        needed = _loads(_Finisher(rev, pushed, rev.special).stmts(adjoint_body)) & locals_
-        candidates = {v for v in needed if rev.unit.sites.get(v, 0) +
+        needed = _loads(_Finisher(rev, pushed, rev.counters).stmts(adjoint_body)) & locals_
+        candidates = {v for v in needed if rev.sites.get(v, 0) +
                       (2 if rev.extra_sites.get(v, 0) else (1 if v in rev.extra_sites else 0))
-                      > 1} - rev.special
+                      > 1} - rev.counters
         if candidates <= pushed:
             break
         pushed |= candidates
-    counters = rev.special & needed
+    counters = rev.counters & needed
     # Loops whose variable needs no saving go back to their plain form.
     for loop, target, item in rev.loop_copies:
         if target not in pushed:
@@ -155,22 +122,22 @@ def build(rev, func, effects, callee_mutates):
     bwd_body = finisher.stmts(adjoint)
     needed = _loads(bwd_body + [ast.Return(_tuple(grads))]) & locals_
     uses_stack = any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-                     and n.value.id == rev.stack_name() for s in fwd_body + bwd_body
+                     and n.value.id == rev.stack for s in fwd_body + bwd_body
                      for n in ast.walk(s))
     top_level = set(params) | _stores([s for s in fwd_body if not isinstance(
         s, (ast.If, ast.For, ast.While))])
     saved = [v for v in _ordered(params, fwd_body) if v in needed]
-    if uses_stack and rev.stack_name() not in saved:
-        saved.append(rev.stack_name())
+    if uses_stack and rev.stack not in saved:
+        saved.append(rev.stack)
     init = [_assign(v, _none()) for v in _ordered(params, fwd_body)
             if v not in params and (v in pushed or v in saved and v not in top_level)]
     if uses_stack:
-        init.insert(0, _assign(rev.stack_name(), ast.List(elts=[], ctx=ast.Load())))
+        init.insert(0, _assign(rev.stack, ast.List(elts=[], ctx=ast.Load())))
     saved_name = names.fresh("saved")
     fwd_return = ast.Return(ast.Tuple(elts=[copy.deepcopy(ret),
                                             _tuple([_name(v) for v in saved])],
                                       ctx=ast.Load()))
-    fwd = ast.FunctionDef(name=rev.fwd_name, args=copy.deepcopy(func.args),
+    fwd = ast.FunctionDef(name=fwd_name, args=copy.deepcopy(args),
                           body=init + fwd_body + [fwd_return], decorator_list=[],
                           returns=None, type_comment=None, type_params=[])
     unpack = []
@@ -178,11 +145,11 @@ def build(rev, func, effects, callee_mutates):
         unpack = [_assign(ast.Tuple(elts=[_name(v, True) for v in saved], ctx=ast.Store()),
                           _name(saved_name))]
     bwd_args = ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in
-                                                   [saved_name, rev.dout] + incoming],
+                                                   [saved_name, rev.dout] + rev.incoming],
                              vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
                              defaults=[])
     grads_value = grads[0] if len(grads) == 1 else _tuple(grads)
-    bwd = ast.FunctionDef(name=rev.bwd_name, args=bwd_args,
+    bwd = ast.FunctionDef(name=bwd_name, args=bwd_args,
                           body=unpack + bwd_body + [ast.Return(grads_value)],
                           decorator_list=[], returns=None, type_comment=None, type_params=[])
     return fwd, bwd

@@ -17,14 +17,14 @@ class UserCalls:
     def fwd_user_call(self, stmt, depth):
         var = stmt.targets[0].id
         call = stmt.value
-        bound = self.compiler.bind_call(call, self)
+        bound = self.calls.bind(call)
         set_fact(stmt, "args", bound)
         active = [i for i, a in enumerate(bound) if self.is_active(a)]
         set_fact(stmt, "active_args", active)
         target = fact(call, "target")
         if not active and target.kind == "user":
             return [Marker("push", var, stmt), stmt]
-        fwd, bwd = self.compiler.request(target, tuple(active), self)
+        fwd, bwd = self.calls.request(target, tuple(active))
         set_fact(stmt, "callee_bwd", bwd)
         fwd_call = _call(bound_name(fwd), *copy.deepcopy(bound))
         if not active:

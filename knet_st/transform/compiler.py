@@ -1,9 +1,7 @@
-"""The pipeline: from a Python function to compiled forward and backward functions.
-
-``compile_grad(fn, wrt)`` runs the passes over ``fn`` and over every user
-function it calls with values that carry gradients (each once per pattern
-of active arguments), writes all their forward and backward functions into
-one module, and compiles it.
+"""The compiler: runs the pipeline (:mod:`.pipeline`) over a function and every
+user function it calls with values that carry gradients (each once per
+pattern of active arguments), and emits all their forward and backward
+functions as one module, compiled.
 """
 
 import ast
@@ -12,23 +10,14 @@ import copy
 import inspect
 import linecache
 
-from .facts import fact, set_fact
-from . import adjoints  # noqa: F401  (registers the rules)
-from .activity import analyze
-from .effects import function_effects, mutated_parameters
-from .fence import check
-from .jumps import lower
-from .lift import lift
-from .names import Names
-from .normalize import global_names, normalize
-from .optimize import propagate_copies
-from .parse import parse_function
-from .resolve import Environment, Target, resolve_calls
-from .assemble import build
-from .prepare import assignment_sites
-from .reverse import Reverse
-from .trees import bound_name
 from ..runtime import gradients as rt
+from . import adjoints  # noqa: F401  (registers the rules)
+from .context import Context
+from .effects import mutated_parameters
+from .facts import fact, set_fact
+from .pipeline import back_end, front_end, parse_and_fence
+from .resolve import Environment, Target
+from .trees import bound_name
 
 _ABSENT = object()
 _SIMPLE = (bool, int, float, str, type(None))
@@ -77,56 +66,8 @@ class TrackingEnvironment(Environment):
         return value
 
 
-class Unit:
-    """One function, normalized and resolved, ready for the reverse pass."""
-
-    def __init__(self, name, tree, source, env, local_functions, qualname):
-        self.name = name
-        self.qualname = qualname
-        self.tree = tree
-        self.source = source
-        self.env = env
-        self.globals = global_names(tree)
-        self.names = Names.of(tree)
-        self.names.globals |= self.globals
-        lifted = lift(tree, source)
-        self.local_functions = dict(local_functions)
-        self.local_functions.update({n: (d, self) for n, d in lifted.items()})
-        lower(tree, self.names)
-        normalize(tree, self.names, source)
-        self.params = [a.arg for a in tree.args.posonlyargs + tree.args.args +
-                       tree.args.kwonlyargs]
-        resolve_calls(tree, env, self.local_functions, source)
-        self.sites = assignment_sites(tree, self.params)
-        self.uses = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                self.uses[node.id] = self.uses.get(node.id, 0) + 1
-        self.single_defs = {
-            n.targets[0].id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-            and isinstance(n.targets[0], ast.Name) and self.sites.get(n.targets[0].id) == 1}
-        self.appended = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
-                         and isinstance(n.func, ast.Attribute) and n.func.attr == "append"
-                         and isinstance(n.func.value, ast.Name)}
-        passed = {a.id for n in ast.walk(tree) if isinstance(n, ast.Call)
-                  and fact(n, "target").kind in ("user", "local")
-                  for a in list(n.args) + [k.value for k in n.keywords]
-                  if isinstance(a, ast.Name)}
-        # Lists that may grow while the function runs (here or in a callee):
-        # their negative or computed indices are fixed in the forward pass.
-        self.may_grow = self.appended | passed
-        self.mutated = self.appended | {
-            n.value.id for n in ast.walk(tree) if isinstance(n, ast.Subscript)
-            and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name)}
-        self.index_read = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Subscript)
-                           and isinstance(n.value, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-    def signature(self):
-        """The parameters as an :class:`inspect.Signature` (defaults as given)."""
-        return _signature(self.tree)
-
-
 def _signature(tree):
+    """The parameters of a function tree as an :class:`inspect.Signature`."""
     args = tree.args
     positional = args.posonlyargs + args.args
     defaults = [inspect.Parameter.empty] * (len(positional) - len(args.defaults)) + \
@@ -137,6 +78,27 @@ def _signature(tree):
                                  default=d if d is not None else inspect.Parameter.empty)
                for a, d in zip(args.kwonlyargs, args.kw_defaults)]
     return inspect.Signature(params)
+
+
+class _Caller:
+    """What the reverse pass of one function may ask about the user functions
+    it calls: the callee's functions (``request``), the argument nodes
+    (``bind``), the arguments the callee changes in place (``mutated``)."""
+
+    def __init__(self, compiler, unit, names):
+        self.compiler = compiler
+        self.unit = unit
+        self.source = unit.source
+        self.names = names
+
+    def request(self, target, pattern):
+        return self.compiler.request(target, pattern, self)
+
+    def bind(self, call):
+        return self.compiler.bind_call(call, self)
+
+    def mutated(self, call):
+        return self.compiler.mutated_args(call, self)
 
 
 class Compiler:
@@ -159,17 +121,16 @@ class Compiler:
             tree, parent = target.obj
             key = ("local", id(parent), tree.name)
             if key not in self.units:
-                self.units[key] = Unit(tree.name, copy.deepcopy(tree), parent.source,
-                                       parent.env, parent.local_functions,
-                                       f"{parent.qualname}.{tree.name}")
+                self.units[key] = front_end(tree.name, f"{parent.qualname}.{tree.name}",
+                                            copy.deepcopy(tree), parent.source, parent.env,
+                                            parent.local_functions)
             return self.units[key]
         fn = target.obj
         key = ("user", fn)
         if key not in self.units:
-            tree, source = parse_function(fn)
-            check(tree, source)
+            tree, source = parse_and_fence(fn)
             env = TrackingEnvironment(fn)
-            self.units[key] = Unit(fn.__name__, tree, source, env, {}, fn.__qualname__)
+            self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
             self.deps.append(env.deps)
         return self.units[key]
 
@@ -204,29 +165,16 @@ class Compiler:
         return key
 
     def _generate(self, unit, pattern, fwd_name, bwd_name, is_top):
-        tree = copy.deepcopy(unit.tree)
-        params = [unit.params[i] for i in pattern]
         names = unit.names.copy()
-        work = copy.copy(unit)
-        work.names = names
-        work.tree = tree
-        work.sites = dict(unit.sites)
-
-        def mutated(call):
-            return self.mutated_args(call, work)
-
-        effects = function_effects(tree, mutated)
-        active = analyze(tree.body, params, mutated)
-        rev = Reverse(work, active, params, self, is_top)
-        rev.fwd_name, rev.bwd_name = fwd_name, bwd_name
-        fwd, bwd = build(rev, tree, effects, mutated)
-        propagate_copies(bwd)
+        ctx = Context(unit.source, names, self.ns.bind)
+        fwd, bwd = back_end(unit, pattern, is_top, ctx, _Caller(self, unit, names),
+                            fwd_name, bwd_name)
         for fn in (fwd, bwd):
-            self._bind_globals(fn, work)
+            self._bind_globals(fn, unit, names)
         _positional(fwd)
         self.functions += [fwd, bwd]
 
-    def _bind_globals(self, fn, unit):
+    def _bind_globals(self, fn, unit, names):
         """Points the user's global names at namespace keys, renaming on clashes."""
         local = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
         local |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)
@@ -235,7 +183,7 @@ class Compiler:
             if isinstance(node, ast.Call) and fact(node, "runtime", None):
                 name = fact(node, "runtime")
                 obj = getattr(rt, name, None) or getattr(builtins, name)
-                node.func = bound_name(self.ns.bind(name, obj, unit.names))
+                node.func = bound_name(self.ns.bind(name, obj, names))
         for node in ast.walk(fn):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
                     node.id not in local and not fact(node, "bound", False):
@@ -244,7 +192,7 @@ class Compiler:
                 except (KeyError, AttributeError):
                     raise unit.source.error(f"name {node.id!r} is not defined",
                                             node) from None
-                node.id = self.ns.bind(node.id, obj, unit.names)
+                node.id = self.ns.bind(node.id, obj, names)
                 set_fact(node, "bound", True)
 
     def mutated_args(self, call, caller):
@@ -263,7 +211,8 @@ class Compiler:
             return self.summaries[key]
         self.summaries[key] = set()
         while True:
-            found = mutated_parameters(unit.tree, lambda c: self.mutated_args(c, unit))
+            caller = _Caller(self, unit, unit.names)
+            found = mutated_parameters(unit.tree, caller.mutated)
             if found == self.summaries[key]:
                 return found
             self.summaries[key] = found
@@ -276,7 +225,7 @@ class Compiler:
         if target.kind == "user":
             signature = inspect.signature(target.obj)
         else:
-            signature = unit.signature()
+            signature = _signature(unit.tree)
         try:
             bound = signature.bind(*range(len(call.args)),
                                    **{k.arg: i for i, k in enumerate(call.keywords)})

@@ -29,7 +29,7 @@ class Containers:
         turned into a position in the forward pass, where the length is right."""
         base = subscript.value.id
         index = subscript.slice
-        if base not in self.unit.may_grow or \
+        if base not in self.bindings.may_grow or \
                 isinstance(index, ast.Constant) and isinstance(index.value, int) \
                 and index.value >= 0:
             return []
@@ -46,7 +46,7 @@ class Containers:
         out = []
         if self.is_active(base) or self.is_active(stmt.value):
             out.append(self.run_check("check_container", base.id, stmt))
-            if base.id in self.unit.may_grow:
+            if base.id in self.bindings.may_grow:
                 out += self.key_for(target, 1, stmt)
         return out + [stmt]
 

@@ -6,7 +6,7 @@ import builtins
 import copy
 
 from .accumulate import ANY, DENSE
-from .trees import bound_name, name as _name
+from .trees import name as _name
 
 CONTAINER_GRADS = {"split_grad", "vstack_grad", "array_grad", "seq", "builtin_sum_grad",
                    "element_grad"}
@@ -45,7 +45,7 @@ class Inlining:
                                                            else "g"))
                 else:
                     obj = rule.globals.get(name, getattr(builtins, name, None))
-                    renames[name] = bound_name(self.compiler.ns.bind(name, obj, self.names))
+                    renames[name] = self.ctx.constant(name, obj)
         out = []
         for s in body:
             s = _Fold().visit(_Rename(renames).visit(s))

@@ -73,8 +73,10 @@ def _sole_owner(func, var):
     return var not in params
 
 
-def lower_out(rev, func):
-    """Rewrites ``out=`` calls whose values carry gradients (see the module doc)."""
+def lower_out(ctx, func, active):
+    """Rewrites ``out=`` calls whose values carry gradients (see the module doc);
+    returns the active names, the arrays written into now among them."""
+    active = set(active)
 
     def lower(stmts):
         out = []
@@ -86,39 +88,40 @@ def lower_out(rev, func):
             outs = out_arguments(value) if isinstance(value, ast.Call) else []
             involved = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)} \
                 if outs else set()
-            if not outs or not (involved & rev.active or value_active(value, rev.active)):
+            if not outs or not (involved & active or value_active(value, active)):
                 out.append(stmt)
                 continue
             if len(outs) != 1 or not isinstance(outs[0], ast.Name) or \
                     not isinstance(stmt, ast.Assign) or \
                     not _sole_owner(func, outs[0].id):
-                raise rev.error("cannot differentiate 'out=' here: the array it writes "
+                raise ctx.error("cannot differentiate 'out=' here: the array it writes "
                                 "into is shared (a parameter, a view, another name); "
                                 "assign the result instead, e.g. 'h = np.tanh(h)'", stmt)
             target = outs[0].id
             value.keywords = [k for k in value.keywords if k.arg != "out"]
-            rev.active.add(target)
+            active.add(target)
             out.append(stmt)
             out.append(assign(target, name(stmt.targets[0].id), like=stmt))
         return out
 
     func.body = lower(func.body)
+    return active
 
 
-def _reads_backward(stmt, rev, callee_mutates):
+def _reads_backward(stmt, active, callee_mutates):
     """The names of values without gradient that ``stmt``'s adjoint may read,
     excluding the ones a called user function changes itself."""
     if isinstance(stmt, ast.Assign):
         target, value = stmt.targets[0], stmt.value
         if isinstance(target, ast.Subscript):
-            if not (rev.is_active(target.value) or value_active(value, rev.active)):
+            if not (target.value.id in active or value_active(value, active)):
                 return set()
             nodes = [target.slice]
         else:
             user = isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local")
-            if not (value_active(value, rev.active) or
+            if not (value_active(value, active) or
                     user and {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
-                    & rev.active):
+                    & active):
                 return set()
             nodes = [value]
             if user:
@@ -179,9 +182,11 @@ def _changed_later(var, stmt, effects, places, active):
     return False
 
 
-def snapshot_reads(rev, func, effects, callee_mutates):
-    """Copies unstable values without gradient where the backward pass reads
-    them (see the module doc)."""
+def snapshot_reads(ctx, func, effects, active, callee_mutates):
+    """Copies values where the backward pass reads them and they may change in
+    place later (see the module doc); returns the active names, the copies of
+    active names among them."""
+    active = set(active)
     places = _positions(func.body)
 
     def header(stmt):
@@ -194,20 +199,20 @@ def snapshot_reads(rev, func, effects, callee_mutates):
             for field_name in ("body", "orelse"):
                 if hasattr(stmt, field_name):
                     setattr(stmt, field_name, visit(getattr(stmt, field_name)))
-            reads = _reads_backward(stmt, rev, callee_mutates) & effects.unstable
-            wanted = sorted(v for v in reads if id(stmt) not in places and v not in rev.active
+            reads = _reads_backward(stmt, active, callee_mutates) & effects.unstable
+            wanted = sorted(v for v in reads if id(stmt) not in places and v not in active
                             or id(stmt) in places and
-                            _changed_later(v, stmt, effects, places, rev.active))
+                            _changed_later(v, stmt, effects, places, active))
             if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
                 wanted = []
             renames = {}
             for var in wanted:
-                copy_name = rev.names.fresh(f"{var}_now")
-                copy_call = call(rev.helper("snapshot"), name(var))
+                copy_name = ctx.fresh(f"{var}_now")
+                copy_call = call(ctx.helper("snapshot"), name(var))
                 set_fact(copy_call, "target", Target("primitive", rt.snapshot, "snapshot"))
                 out.append(assign(copy_name, copy_call, like=stmt))
-                if var in rev.active:           # the copy's adjoint flows back to var
-                    rev.active.add(copy_name)
+                if var in active:               # the copy's adjoint flows back to var
+                    active.add(copy_name)
                 renames[var] = copy_name
             if renames:
                 renamer = _Rename(renames)
@@ -222,3 +227,4 @@ def snapshot_reads(rev, func, effects, callee_mutates):
         return out
 
     func.body = visit(func.body)
+    return active

@@ -66,17 +66,17 @@ class ControlFlow:
             set_fact(stmt.iter, "sequence", True)
             stmt.target = _name(k, True)
             stmt.body = [read] + stmt.body
-            self.unit.sites[k] = 2       # bound by a loop: once per iteration
+            self.sites[k] = 2       # bound by a loop: once per iteration
             target = k
         breaks = any(isinstance(s, ast.If) and s.body and isinstance(s.body[0], ast.Break)
                      for s in stmt.body)
-        if self.is_range(stmt.iter) and not breaks and self.unit.sites.get(target, 0) <= 2:
+        if self.is_range(stmt.iter) and not breaks and self.sites.get(target, 0) <= 2:
             set_fact(stmt, "form", "range")
             body = self.block_fwd(stmt.body, depth + 1)
             return before + [ast.For(target=stmt.target, iter=stmt.iter,
                                      body=body or [ast.Pass()], orelse=[])]
         set_fact(stmt, "form", "count")
-        self.unit.sites[target] = max(self.unit.sites.get(target, 0), 2)
+        self.sites[target] = max(self.sites.get(target, 0), 2)
         item = self.names.fresh("item")
         stmt.body.insert(0, ast.Assign(targets=[_name(target, True)], value=_name(item),
                                        lineno=stmt.lineno))

@@ -15,24 +15,25 @@ import ast
 import numpy as np
 
 from .facts import fact
+from .activity import value_active
 from .trees import name as _name
 
 
-def check_aliasing(rev, func, params):
+def check_aliasing(ctx, func, params, active, bindings):
     """A list or dict that is modified (``s[i] = v``, ``s.append(v)``) while it
     carries gradients must be reachable under one name only: its adjoint is
     kept per name.  Refuses the programs where that does not hold."""
-    mutated = {v for v in rev.unit.mutated if v in rev.active}
+    mutated = {v for v in bindings.containers if v in active}
     if not mutated:
         return
     for p in params:
-        if p in mutated and rev.unit.sites.get(p, 1) > 1:
-            raise rev.error(f"cannot differentiate: the parameter {p!r} is modified in "
+        if p in mutated and bindings.sites.get(p, 1) > 1:
+            raise ctx.error(f"cannot differentiate: the parameter {p!r} is modified in "
                             "place and also rebound; use another name for the new value",
                             _mutation_site(func, p) or func)
 
     def refuse(var, node, why):
-        raise rev.error(f"cannot differentiate: the list or dict {var!r} is modified "
+        raise ctx.error(f"cannot differentiate: the list or dict {var!r} is modified "
                         f"and {why}; keep one name for it", node)
 
     for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
@@ -45,7 +46,7 @@ def check_aliasing(rev, func, params):
                     refuse(target.id, stmt, f"is also named {value.id!r}")
                 if not isinstance(value, (ast.List, ast.Dict, ast.Tuple)):
                     site = _mutation_site(func, target.id) or stmt
-                    raise rev.error(
+                    raise ctx.error(
                         f"cannot differentiate this in-place change of {target.id!r}: only a "
                         "list or dict made in this function (or passed in) may be modified "
                         "while it carries gradients; arrays never (build a new array)", site)
@@ -65,12 +66,13 @@ def check_aliasing(rev, func, params):
             refuse(stmt.target.id, stmt, "is a loop variable")
 
 
-def lower_augmented(rev, func):
+def lower_augmented(ctx, func, active):
     """``x += v`` on a value with a gradient becomes ``t = x + v; x = t``, after a
     run-time check that ``x`` is no array (an array would change in place, and
     the backward pass needs its old value); elsewhere it stays as written."""
 
-    private = _private_arrays(rev, func)
+    active = set(active)
+    private = _private_arrays(func)
 
     def lower(stmts):
         out = []
@@ -78,12 +80,12 @@ def lower_augmented(rev, func):
             for field in ("body", "orelse"):
                 if hasattr(stmt, field):
                     setattr(stmt, field, lower(getattr(stmt, field)))
-            if isinstance(stmt, ast.AugAssign) and stmt.target.id in rev.active:
+            if isinstance(stmt, ast.AugAssign) and stmt.target.id in active:
                 var = stmt.target.id
                 if var not in private:
-                    out.append(rev.run_check("check_not_array", var, stmt))
-                temp = rev.names.fresh("t")
-                rev.active.add(temp)
+                    out.append(ctx.run_check("check_not_array", var, stmt))
+                temp = ctx.fresh("t")
+                active.add(temp)
                 out += [ast.Assign(targets=[_name(temp, True)],
                                    value=ast.BinOp(left=_name(var), op=stmt.op,
                                                    right=stmt.value), lineno=stmt.lineno),
@@ -94,6 +96,7 @@ def lower_augmented(rev, func):
         return out
 
     func.body = lower(func.body)
+    return active
 
 
 def _fresh(value):
@@ -106,7 +109,7 @@ def _fresh(value):
          fact(value, "target").obj in (np.sum, np.mean, np.dot, np.matmul))
 
 
-def _private_arrays(rev, func):
+def _private_arrays(func):
     """Variables that only ever hold new arrays that no other name can see or
     view: every binding is :func:`_fresh`, and every use reads the values into
     another fresh result (an operand of arithmetic, a comparison, an element-wise
@@ -150,13 +153,11 @@ def _mutation_site(func, var):
     return None
 
 
-def insert_live_flags(rev, func, params):
+def insert_live_flags(ctx, func, params, active, active_params, containers):
     """For each active variable that also holds values without gradients (an
     input that a loop rebinds to a layer's output), a ``<name>_live`` flag
     set at every assignment; contributions to its adjoint test it."""
-    from .activity import value_active
-    active = rev.active
-    inactive_defs = {p for p in params if p in active and p not in rev.active_params}
+    inactive_defs = {p for p in params if p in active and p not in active_params}
 
     def scan(stmts):
         for stmt in stmts:
@@ -167,7 +168,7 @@ def insert_live_flags(rev, func, params):
                         not isinstance(stmt.value, ast.Constant):
                     inactive_defs.add(var)
             elif isinstance(stmt, ast.For) and stmt.target.id in active and \
-                    not rev.is_active(stmt.iter):
+                    not value_active(stmt.iter, active):
                 inactive_defs.add(stmt.target.id)
             scan(getattr(stmt, "body", []))
             scan(getattr(stmt, "orelse", []))
@@ -175,59 +176,34 @@ def insert_live_flags(rev, func, params):
     scan(func.body)
     # Containers gain gradients by mutation, not binding: here or in a function
     # they are passed to.  They get no flag.
-    passed = {a.id for node in ast.walk(ast.Module(body=func.body, type_ignores=[]))
-              if isinstance(node, ast.Call) and fact(node, "target", None) is not None
-              and fact(node, "target").kind in ("user", "local")
-              for a in list(node.args) + [k.value for k in node.keywords]
-              if isinstance(a, ast.Name)}
-    inactive_defs -= rev.unit.mutated | passed
+    inactive_defs -= containers
     if not inactive_defs:
-        return
-    rev.mixed = {v: rev.names.fresh(f"{v}_live") for v in sorted(inactive_defs)}
+        return {}
+    mixed = {v: ctx.fresh(f"{v}_live") for v in sorted(inactive_defs)}
 
     def flag(var, value):
-        return ast.Assign(targets=[_name(rev.mixed[var], True)], value=ast.Constant(value))
+        return ast.Assign(targets=[_name(mixed[var], True)], value=ast.Constant(value))
 
     def insert(stmts):
         out = []
         for stmt in stmts:
             out.append(stmt)
             if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) and \
-                    stmt.targets[0].id in rev.mixed:
+                    stmt.targets[0].id in mixed:
                 out.append(flag(stmt.targets[0].id, value_active(stmt.value, active)))
             if isinstance(stmt, ast.For):
                 body = insert(stmt.body)
-                if stmt.target.id in rev.mixed:
-                    body.insert(0, flag(stmt.target.id, rev.is_active(stmt.iter)))
+                if stmt.target.id in mixed:
+                    body.insert(0, flag(stmt.target.id, value_active(stmt.iter, active)))
                 stmt.body = body
             elif isinstance(stmt, (ast.If, ast.While)):
                 stmt.body = insert(stmt.body)
                 stmt.orelse = insert(stmt.orelse)
         return out
 
-    func.body = [flag(p, p in rev.active_params) for p in params if p in rev.mixed] + \
+    func.body = [flag(p, p in active_params) for p in params if p in mixed] + \
         insert(func.body)
-
-
-def assignment_sites(tree, params):
-    """How often each name is (re)bound; a binding inside a loop counts twice."""
-    sites = {p: 1 for p in params}
-
-    def walk(stmts, in_loop):
-        for stmt in stmts:
-            weight = 2 if in_loop else 1
-            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
-                sites[stmt.targets[0].id] = sites.get(stmt.targets[0].id, 0) + weight
-            if isinstance(stmt, ast.AugAssign):
-                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + weight
-            if isinstance(stmt, ast.For):
-                sites[stmt.target.id] = sites.get(stmt.target.id, 0) + 2
-            loop = in_loop or isinstance(stmt, (ast.For, ast.While))
-            walk(getattr(stmt, "body", []), loop)
-            walk(getattr(stmt, "orelse", []), loop)
-
-    walk(tree.body, False)
-    return sites
+    return mixed
 
 
 def sparse_adjoints(func):

@@ -21,57 +21,109 @@ as zero, never read), ``DENSE`` (an array or number) or ``ANY`` (may be
 """
 
 import ast
-import builtins
 import copy
 import operator
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime import gradients as rt
 from .accumulate import ANY, DENSE, ZERO, Accumulation, merge
 from .activity import call_operands, names_in
 from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
 from .calls import UserCalls
 from .containers import Containers
-from .facts import fact, has_fact, set_fact
+from .facts import fact, has_fact
 from .inline import Inlining
 from .loops import ControlFlow
 from .registry import rule_for
-from .trees import Marker, assign as _assign, bound_name, call as _call, name as _name, \
-    none as _none
+from .trees import Marker, assign as _assign, call as _call, name as _name, none as _none
 
 BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
           ast.Pow: "pow", ast.MatMult: "matmul", ast.Mod: "mod"}
 UNARYOPS = {ast.USub: "neg", ast.UAdd: "pos"}
 
 
+@dataclass
+class Reversed:
+    """What the reverse pass wrote, for the assemble pass: the parameters, the
+    forward (``primal``) and backward (``adjoint``) statements with their
+    push/restore markers, the adjoints of the active parameters (``grads``),
+    the incoming adjoint parameters and the name of the output's adjoint
+    (``dout``), the returned expression, the stack's name, the loop counters,
+    how often each name is bound (``sites``, ``extra_sites`` for the names
+    the pass made) and the loops whose variable may go back to plain form."""
+    params: list
+    primal: list
+    adjoint: list
+    grads: list
+    incoming: list
+    dout: str
+    ret: object
+    stack: str
+    counters: set
+    sites: dict
+    extra_sites: dict
+    loop_copies: list
+
+
 class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
     """Writes the forward and backward functions of one normalized function."""
 
-    def __init__(self, unit, active, active_params, compiler, is_top):
-        self.unit = unit
-        self.source = unit.source
-        self.names = unit.names
+    def __init__(self, ctx, bindings, active, active_params, mixed, sparse, is_top, calls):
+        self.ctx = ctx
+        self.names = ctx.names
+        self.bindings = bindings
+        self.sites = dict(bindings.sites)    # the reverse pass adds its own names
         self.active = active
         self.active_params = active_params
-        self.compiler = compiler
+        self.mixed = mixed
+        self.sparse = sparse
         self.is_top = is_top
+        self.calls = calls
         self.adjnames = {}
         self.extra_sites = {}
         self.special = set()
-        self.sparse = set()
         self.stack = None
         self.ret = None
         self.loop_copies = []
-        self.mixed = {}
+
+    def run(self, func):
+        """The forward and backward statements of the normalized ``func``, as a
+        :class:`Reversed`."""
+        params = [a.arg for a in func.args.posonlyargs + func.args.args +
+                  func.args.kwonlyargs]
+        primal = self.block_fwd(func.body, 0)
+        self.dout = self.names.fresh("dout")
+        K = {}
+        incoming, late = [], []
+        if not self.is_top:
+            # The caller passes the adjoint it holds for each argument.  A parameter
+            # that keeps its value throughout starts from it; one that is rebound
+            # gets it added where it held the caller's value: at the end.
+            for p in self.active_params:
+                if self.sites.get(p, 1) > 1:
+                    incoming_name = self.names.fresh(f"d{p}_in")
+                    incoming.append(incoming_name)
+                    late.append((p, incoming_name))
+                else:
+                    K[self.adj(p)] = ANY
+                    incoming.append(self.adj(p))
+        adjoint = self.block_bwd(func.body, K, 0)
+        for p, incoming_name in late:
+            adjoint += self.contrib(p, _name(incoming_name), ANY, K)
+        grads = [_name(self.adj(p)) if K.get(self.adj(p), ZERO) != ZERO else _none()
+                 for p in self.active_params]
+        return Reversed(params=params, primal=primal, adjoint=adjoint, grads=grads,
+                        incoming=incoming, dout=self.dout, ret=self.ret,
+                        stack=self.stack_name(), counters=self.special,
+                        sites=self.sites, extra_sites=self.extra_sites,
+                        loop_copies=self.loop_copies)
 
     # -- names ----------------------------------------------------------------
 
-    def helper(self, name, obj=None):
+    def helper(self, key, obj=None):
         """A Name for a runtime helper (or builtin) in the generated module."""
-        if obj is None:
-            obj = getattr(rt, name) if hasattr(rt, name) else getattr(builtins, name)
-        return bound_name(self.compiler.ns.bind(name, obj, self.names))
+        return self.ctx.helper(key, obj)
 
     def stack_name(self):
         if self.stack is None:
@@ -90,15 +142,11 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         del self.loop_copies[copies:]
 
     def run_check(self, helper, var, stmt):
-        """A run-time check ``helper(var, lineN)`` of ``stmt``: ``lineN`` is a
-        name in the generated module for ``(file, line, text)``, for its error."""
-        where = (self.source.filename, stmt.lineno, self.source.line(stmt.lineno))
-        line = bound_name(self.compiler.ns.bind(f"line{stmt.lineno}", where, self.names))
-        check = ast.Expr(_call(self.helper(helper), _name(var), line))
-        return set_fact(check, "check", True)
+        """A run-time check of ``stmt`` (see :meth:`Context.run_check`)."""
+        return self.ctx.run_check(helper, var, stmt)
 
     def error(self, message, node):
-        return self.source.error(message, node)
+        return self.ctx.error(message, node)
 
     def is_active(self, node):
         return isinstance(node, ast.Name) and node.id in self.active
@@ -277,8 +325,8 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         if not self.is_active(operand):
             return None
         name = operand.id
-        definition = self.unit.single_defs.get(name)
-        if self.unit.uses.get(name) != 1 or not isinstance(definition, ast.BinOp) or \
+        definition = self.bindings.single_defs.get(name)
+        if self.bindings.uses.get(name) != 1 or not isinstance(definition, ast.BinOp) or \
                 name in self.mixed:
             return None
         # The rules of * / ** multiply the adjoint by an operand or the output,
@@ -307,7 +355,7 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Add, ast.Mult)) and \
                 names_in(value) & self.active:
             for operand in (value.left, value.right):
-                definition = self.unit.single_defs.get(getattr(operand, "id", None))
+                definition = self.bindings.single_defs.get(getattr(operand, "id", None))
                 if isinstance(definition, (ast.List, ast.Tuple, ast.ListComp)):
                     raise self.error("cannot differentiate '+' or '*' on lists or tuples "
                                      "(concatenation, repetition): build the list with "

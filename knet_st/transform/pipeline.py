@@ -1,0 +1,95 @@
+"""The pipeline of ``kt.grad``: every stage, in order, in two functions.
+
+A function is read once (:func:`front_end`) and differentiated once for each
+set of parameters that carry gradients (:func:`back_end`); the compiler
+(:mod:`.compiler`) asks for the functions a gradient calls, and emits all
+their forward and backward functions as one module::
+
+    parse → fence → lift → jumps → normalize → resolve           front_end
+    effects → activity → prepare → reverse → assemble → optimize  back_end
+    emit                                                          Compiler.compile_top
+"""
+
+import copy
+from dataclasses import dataclass, field
+
+from .activity import analyze
+from .assemble import assemble
+from .bindings import bindings_of
+from .effects import function_effects
+from .fence import check
+from .inplace import lower_out, snapshot_reads
+from .jumps import lower
+from .lift import lift
+from .names import Names
+from .normalize import global_names, normalize
+from .optimize import propagate_copies
+from .parse import parse_function
+from .prepare import check_aliasing, insert_live_flags, lower_augmented, sparse_adjoints
+from .resolve import resolve_calls
+from .reverse import Reverse
+
+
+@dataclass
+class Unit:
+    """One function read by the front end: its normalized, resolved tree, its
+    source (for errors), its environment (for names), its local names, and
+    the functions defined inside it (lifted)."""
+    name: str
+    qualname: str
+    tree: object
+    source: object
+    env: object
+    names: Names
+    local_functions: dict = field(default_factory=dict)
+
+    @property
+    def params(self):
+        """The names of the parameters, in order."""
+        args = self.tree.args
+        return [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+
+
+def parse_and_fence(fn):
+    """The tree and source of a user function, refused if unsupported."""
+    tree, source = parse_function(fn)                   # parse
+    check(tree, source)                                 # fence
+    return tree, source
+
+
+def front_end(name, qualname, tree, source, env, local_functions):
+    """A parsed function tree made ready for differentiation: a :class:`Unit`."""
+    names = Names.of(tree)
+    names.globals |= global_names(tree)
+    unit = Unit(name, qualname, tree, source, env, names, dict(local_functions))
+    lifted = lift(tree, source)                         # lift
+    unit.local_functions.update({n: (d, unit) for n, d in lifted.items()})
+    lower(tree, names)                                  # jumps
+    normalize(tree, names, source)                      # normalize
+    resolve_calls(tree, env, unit.local_functions, source)   # resolve
+    return unit
+
+
+def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
+    """The forward and backward ``FunctionDef`` trees of ``unit`` differentiated
+    with respect to its parameters at positions ``pattern``.  ``ctx`` is the
+    :class:`~.context.Context` of this function, ``calls`` answers for the
+    user functions it calls (``request``, ``bind``, ``mutated``)."""
+    tree = copy.deepcopy(unit.tree)
+    params = unit.params
+    wrt = [params[i] for i in pattern]
+    effects = function_effects(tree, calls.mutated)                         # effects
+    active = analyze(tree.body, wrt, calls.mutated)                         # activity
+    before = bindings_of(tree, params)                                      # prepare
+    check_aliasing(ctx, tree, params, active, before)
+    active = lower_out(ctx, tree, active)
+    active = lower_augmented(ctx, tree, active)
+    active = snapshot_reads(ctx, tree, effects, active, calls.mutated)
+    mixed = insert_live_flags(ctx, tree, params, active, wrt,
+                              before.containers | before.may_grow)
+    reverse = Reverse(ctx, bindings_of(tree, params), active, wrt, mixed,
+                      sparse_adjoints(tree), is_top, calls)
+    reversed_ = reverse.run(tree)                                           # reverse
+    fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx.names)  # assemble
+    propagate_copies(bwd)                                                   # optimize
+    return fwd, bwd
