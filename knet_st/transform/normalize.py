@@ -25,6 +25,7 @@ from .effects import MUTATING_METHODS
 from .trees import assign as _assign, name as _name
 
 ATOMS = (ast.Name, ast.Constant)
+_INDEX_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
 
 
 def _call(func, *args):
@@ -353,6 +354,10 @@ class Normalizer:
                              step=node.step and self.atom(node.step))
         if isinstance(node, ast.Tuple):
             return ast.Tuple(elts=[self.index(e) for e in node.elts], ctx=ast.Load())
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _INDEX_OPS) and \
+                all(isinstance(o, ast.Name) or isinstance(o, ast.Constant) and
+                    type(o.value) is int for o in (node.left, node.right)):
+            return node       # w[i + 1] stays one read: the backward recomputes i + 1
         return self.atom(node)
 
     def simple(self, expr):

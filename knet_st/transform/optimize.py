@@ -2,12 +2,18 @@
 
 The reverse pass already avoids most waste (adjoints start as "zero" and the
 first contribution assigns; statements whose output adjoint is zero are not
-written; only values the backward pass reads are saved).  What is left here
-is copy propagation: ``dt3 = dt2`` followed by uses of ``dt3`` becomes uses
-of ``dt2``, when neither name is ever bound again.
+written; only values the backward pass reads are saved).  What is left here:
+
+* copy propagation: ``dt3 = dt2`` followed by uses of ``dt3`` becomes uses
+  of ``dt2``, when neither name is ever bound again;
+* run-time checks hoisted out of loops: a check of a name the loop never
+  rebinds runs once, before the loop.
 """
 
 import ast
+
+from .facts import fact
+from .trees import stored_names
 
 
 def _binding_counts(fn):
@@ -46,3 +52,42 @@ def propagate_copies(fn):
         fn.body = body
         _Replace(mapping).visit(fn)
     return fn
+
+
+def hoist_checks(fn):
+    """Moves the run-time checks at the top level of a loop's body (run on every
+    iteration) before the loop when the loop never rebinds the checked name;
+    repeated checks of one name in one loop become one."""
+
+    def visit(stmts):
+        out = []
+        for stmt in stmts:
+            for field in ("body", "orelse"):
+                if hasattr(stmt, field):
+                    setattr(stmt, field, visit(getattr(stmt, field)))
+            if isinstance(stmt, (ast.For, ast.While)):
+                rebound = stored_names(stmt)
+                hoisted, kept, seen = [], [], set()
+                for inner in stmt.body:
+                    checked = _checked(inner)
+                    if checked is None or checked[1] in rebound:
+                        kept.append(inner)
+                    elif checked not in seen:
+                        seen.add(checked)
+                        hoisted.append(inner)
+                stmt.body = kept or [ast.Pass()]
+                out += [h for h in hoisted if _checked(h) not in
+                        {_checked(o) for o in out[-len(hoisted) - 1:]}]
+            out.append(stmt)
+        return out
+
+    fn.body = visit(fn.body)
+    return fn
+
+
+def _checked(stmt):
+    """``(helper, name)`` of a run-time check statement, else ``None``."""
+    if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
+        call = stmt.value
+        return (ast.unparse(call.func), ast.unparse(call.args[0]))
+    return None

@@ -23,7 +23,7 @@ from .jumps import lower
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
-from .optimize import propagate_copies
+from .optimize import hoist_checks, propagate_copies
 from .parse import parse_function
 from .prepare import check_aliasing, insert_live_flags, lower_augmented, sparse_adjoints
 from .resolve import resolve_calls
@@ -91,5 +91,6 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
                       sparse_adjoints(tree), is_top, calls)
     reversed_ = reverse.run(tree)                                           # reverse
     fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx.names)  # assemble
-    propagate_copies(bwd)                                                   # optimize
+    hoist_checks(fwd)                                                       # optimize
+    propagate_copies(bwd)
     return fwd, bwd
