@@ -11,7 +11,8 @@ import ast
 
 from .facts import fact
 from .adjoints import NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
-from .effects import MUTATING_METHODS, out_arguments
+from .effects import out_arguments
+from .registry import is_mutating_method
 from .trees import statements as walk_statements
 
 INACTIVE_OPS = (ast.FloorDiv, ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
@@ -103,7 +104,7 @@ def analyze(body, params, mutated_args):
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 func = call.func
-                if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS \
+                if isinstance(func, ast.Attribute) and is_mutating_method(func.attr) \
                         and isinstance(func.value, ast.Name):
                     if any(names_in(a) & active for a in call.args):
                         mark(func.value.id)

@@ -18,7 +18,7 @@ from ..runtime.gradients import (
     method_axes, matmul_grad_a, snapshot, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
     split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
-from .registry import adjoint, nondifferentiable
+from .registry import adjoint, mutating_functions, mutating_methods, nondifferentiable
 
 # ---- arithmetic -------------------------------------------------------------
 
@@ -241,7 +241,7 @@ def extremum(dy, y, a, axis=None, keepdims=False):
     da = extremum_grad(dy, y, a, axis, keepdims)
 
 
-@adjoint(builtins.sum)
+@adjoint(builtins.sum, containers=['iterable'])
 def builtin_sum(dy, y, iterable, start=0):
     diterable = builtin_sum_grad(dy, iterable)
     dstart = unbroadcast(dy, start)
@@ -279,27 +279,27 @@ def broadcast_to(dy, y, array, shape):
     darray = unbroadcast(dy, array)
 
 
-@adjoint(np.concatenate)
+@adjoint(np.concatenate, containers=['arrays'])
 def concatenate(dy, y, arrays, axis=0):
     darrays = split_grad(dy, arrays, axis, False)
 
 
-@adjoint(np.stack)
+@adjoint(np.stack, containers=['arrays'])
 def stack(dy, y, arrays, axis=0):
     darrays = split_grad(dy, arrays, axis, True)
 
 
-@adjoint(np.hstack)
+@adjoint(np.hstack, containers=['tup'])
 def hstack(dy, y, tup):
     dtup = split_grad(dy, tup, hstack_axis(tup), False)
 
 
-@adjoint(np.vstack)
+@adjoint(np.vstack, containers=['tup'])
 def vstack(dy, y, tup):
     dtup = vstack_grad(dy, tup)
 
 
-@adjoint(np.array, np.asarray)
+@adjoint(np.array, np.asarray, containers=['object'])
 def array(dy, y, object, dtype=None):
     dobject = array_grad(astype_grad(dy, y, y.dtype), object)
 
@@ -513,7 +513,7 @@ def real(dy, y, val):
     dval = dy
 
 
-@adjoint(element)
+@adjoint(element, containers=['xs'])
 def element_rule(dy, y, xs, k):
     dxs = element_grad(xs, k, dy)
 
@@ -553,6 +553,13 @@ METHODS = {
     "swapaxes": np.swapaxes, "prod": np.prod, "var": np.var, "std": np.std,
     "cumsum": np.cumsum, "repeat": np.repeat, "take": np.take, "diagonal": np.diagonal,
 }
+# Methods that change their receiver (lists, dicts, sets, arrays).
+mutating_methods("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+                 "update", "setdefault", "popitem", "add", "discard",
+                 "fill", "put", "itemset", "resize", "partition", "setfield", "byteswap")
+# Functions that change an argument in place: the argument's position.
+mutating_functions({np.copyto: 0, np.put: 0, np.place: 0, np.putmask: 0,
+                    np.fill_diagonal: 0, np.random.shuffle: 0, np.put_along_axis: 0})
 NONDIFFERENTIABLE_METHODS = {"argmax", "argmin", "argsort", "nonzero", "any", "all",
                              "keys", "count", "index"}
 NONDIFFERENTIABLE_ATTRIBUTES = {"shape", "dtype", "ndim", "size", "itemsize", "nbytes",

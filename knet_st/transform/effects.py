@@ -4,9 +4,10 @@ A statement may *rebind* names (``x = ...``, ``x += v``, a loop variable) and
 *change objects in place* (``x += v`` on an array, ``x[i] = v``, ``x.attr =
 v``, a mutating method such as ``xs.append(v)`` or ``a.fill(0)``, an ``out=``
 argument, ``np.copyto(a, b)``, ``np.add.at(a, i, v)``, or a user function that
-changes its argument).  This module is the one place that knows which
-operations change objects in place; every later decision to save a value or
-to refuse a program reads it:
+changes its argument).  The methods and functions that change an argument
+are declared in the registry (``adjoints.py``); this module is the one
+analysis of them, and every later decision to save a value or to refuse a
+program reads it:
 
 * :func:`statement_effect` gives one statement's :class:`Effect`;
 * :func:`function_effects` gives a whole function's :class:`Effects`: the
@@ -23,18 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .registry import is_mutating_method, mutated_argument
+
 from .facts import fact
 
-# Methods that change their receiver (lists, dicts, sets, arrays).
-MUTATING_METHODS = frozenset({
-    "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
-    "update", "setdefault", "popitem", "add", "discard",
-    "fill", "put", "itemset", "resize", "partition", "setfield", "byteswap"})
 # Methods that grow a list (its negative indices then move).
 GROWING_METHODS = frozenset({"append", "extend", "insert"})
-# Functions that change an argument in place: the argument's position.
-MUTATING_FUNCTIONS = {np.copyto: 0, np.put: 0, np.place: 0, np.putmask: 0,
-                      np.fill_diagonal: 0, np.random.shuffle: 0, np.put_along_axis: 0}
 
 
 @dataclass(frozen=True)
@@ -90,15 +85,12 @@ def call_mutates(call, callee_mutates):
     kind = target.kind if target is not None else None
     func = call.func
     if kind == "method" or (isinstance(func, ast.Attribute) and kind in (None, "dynamic")):
-        if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
+        if isinstance(func, ast.Attribute) and is_mutating_method(func.attr):
             names.add(_root_name(func.value))
     elif kind in ("user", "local"):
         names |= set(callee_mutates(call))
     elif target is not None and target.obj is not None:
-        try:
-            position = MUTATING_FUNCTIONS.get(target.obj)
-        except TypeError:
-            position = None
+        position = mutated_argument(target.obj)
         if position is None and _is_ufunc_at(target.obj):
             position = 0
         if position is not None and len(call.args) > position:

@@ -8,8 +8,6 @@ import copy
 from .accumulate import ANY, DENSE
 from .trees import name as _name
 
-CONTAINER_GRADS = {"split_grad", "vstack_grad", "array_grad", "seq", "builtin_sum_grad",
-                   "element_grad"}
 
 
 class Inlining:
@@ -55,7 +53,7 @@ class Inlining:
                              if isinstance(r, ast.Name) and r.id == target), None)
             if original in outputs:
                 arg = bound[outputs[original]]
-                kind = ANY if _calls(s.value, CONTAINER_GRADS) else DENSE
+                kind = ANY if outputs[original] in rule.containers else DENSE
                 out += self.contrib(arg.id, s.value, kind, K)
             else:
                 out.append(s)
@@ -92,8 +90,3 @@ class _Fold(ast.NodeTransformer):
                 right.value == 1:
             return left
         return node
-
-
-def _calls(expr, names):
-    return isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and \
-        expr.func.id in names

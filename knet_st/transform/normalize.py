@@ -21,7 +21,7 @@ import ast
 import copy
 
 from .facts import set_fact
-from .effects import MUTATING_METHODS
+from .registry import is_mutating_method
 from .trees import assign as _assign, name as _name
 
 ATOMS = (ast.Name, ast.Constant)
@@ -118,7 +118,7 @@ class Normalizer:
             return
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
                 and isinstance(value.func.value, ast.Name) \
-                and value.func.attr in MUTATING_METHODS:
+                and is_mutating_method(value.func.attr):
             call = self.simple(value)
             self.emit(ast.Expr(call))
             return

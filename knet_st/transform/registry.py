@@ -29,8 +29,9 @@ _REFUSED = {}
 class Rule:
     """One primitive's adjoint template, parsed."""
 
-    def __init__(self, fn, template):
+    def __init__(self, fn, template, containers=()):
         self.fn = fn
+        self.containers = frozenset(containers)
         self.name = getattr(fn, "__name__", repr(fn))
         self.template = template
         tree = ast.parse(textwrap.dedent(inspect.getsource(template)))
@@ -105,8 +106,10 @@ def _targets(stmt):
     return []
 
 
-def adjoint(*primitives):
+def adjoint(*primitives, containers=()):
     """Declares the adjoint rule of one or more primitives (see the module doc).
+    ``containers`` names the parameters whose adjoint the rule gives as a
+    container adjoint (a dict of element adjoints: a list argument's).
 
     Example::
 
@@ -116,9 +119,41 @@ def adjoint(*primitives):
     """
     def register(template):
         for fn in primitives:
-            _RULES[_key(fn)] = Rule(fn, template)
+            _RULES[_key(fn)] = Rule(fn, template, containers)
         return template
     return register
+
+
+_MUTATING_METHODS = set()
+
+
+def mutating_methods(*names):
+    """Declares methods that change their receiver in place (``append``,
+    ``fill``...): the effects analysis reads these."""
+    _MUTATING_METHODS.update(names)
+
+
+def is_mutating_method(name):
+    """Whether the method ``name`` was declared to change its receiver."""
+    return name in _MUTATING_METHODS
+
+
+_MUTATING_FUNCTIONS = {}
+
+
+def mutating_functions(positions):
+    """Declares functions that change an argument in place, as a dict of the
+    function to the position of that argument (``{np.copyto: 0}``)."""
+    for fn, position in positions.items():
+        _MUTATING_FUNCTIONS[_key(fn)] = position
+
+
+def mutated_argument(fn):
+    """The position of the argument ``fn`` changes in place, or ``None``."""
+    try:
+        return _MUTATING_FUNCTIONS.get(_key(fn))
+    except TypeError:
+        return None
 
 
 def nondifferentiable(*functions):
