@@ -368,6 +368,26 @@ def zeros_like_tree(x):
     return None
 
 
+class Shape(tuple):
+    """An array's shape, kept by a forward function instead of the array when
+    the backward reads only the shape (``unbroadcast``'s second argument)."""
+
+    @property
+    def shape(self):
+        return tuple(self)
+
+
+def shape_of(x):
+    """What the backward needs of ``x`` to unbroadcast to it: its :class:`Shape`
+    (an array), or ``x`` itself (a number)."""
+    return Shape(x.shape) if hasattr(x, "shape") and hasattr(x, "dtype") else x
+
+
+def present(g, x):
+    """An adjoint that is never ``None``: ``g``, or zeros shaped like ``x``."""
+    return zeros_like_tree(x) if g is None else g
+
+
 def _writeable(a):
     """NumPy's read-only views (``broadcast_to``) say so; CuPy arrays have no such flag."""
     return getattr(getattr(a, "flags", None), "writeable", True)

@@ -2,8 +2,9 @@
 
 Adjoint variables start as "zero" (no code); the first contribution assigns,
 later ones add.  Each adjoint variable is tracked as one of ``ZERO`` (treat
-as zero, never read), ``DENSE`` (an array or number) or ``ANY`` (may be
-``None``, a sparse container adjoint or an index gradient).  The kinds of a
+as zero, never read), ``DENSE`` (an array or number), ``SOME`` (never
+``None``, but maybe a sparse container adjoint or an index gradient) or
+``ANY`` (also maybe ``None``).  The kinds of a
 point in the backward code are a dict ``K``: adjoint name to kind.
 """
 
@@ -11,13 +12,17 @@ import ast
 
 from .trees import assign as _assign, call as _call, name as _name, none as _none
 
-ZERO, DENSE, ANY = "zero", "dense", "any"
+ZERO, DENSE, SOME, ANY = "zero", "dense", "some", "any"
+_PRESENT = (DENSE, SOME)
 
 
 def join(k1, k2):
-    """The adjoint kind after two paths meet: the same kind, or ``ANY``."""
+    """The adjoint kind after two paths meet: the same kind, ``SOME`` for two
+    kinds that are never ``None``, else ``ANY``."""
     if k1 == k2:
         return k1
+    if k1 in _PRESENT and k2 in _PRESENT:
+        return SOME
     return ANY
 
 
@@ -75,5 +80,6 @@ class Accumulation:
             return _assign(d, expr)
         if k == DENSE and kind == DENSE:
             return _assign(d, ast.BinOp(left=_name(d), op=ast.Add(), right=expr))
-        K[d] = ANY
+        # add() of two adjoints is None only when both are.
+        K[d] = SOME if k in _PRESENT or kind in _PRESENT else ANY
         return _assign(d, _call(self.helper("add"), _name(d), expr))

@@ -84,10 +84,11 @@ def _mark_adjoint_loops(stmts):
                 set_fact(node, "adjoint_loop", True)
 
 
-def assemble(rev, args, fwd_name, bwd_name, names):
+def assemble(rev, args, fwd_name, bwd_name, ctx):
     """The forward and backward ``FunctionDef`` trees from what the reverse pass
     wrote (a :class:`~knet_st.transform.reverse.Reversed`); ``args`` are the
-    function's arguments, ``names`` its local names."""
+    function's arguments, ``ctx`` its :class:`~knet_st.transform.context.Context`."""
+    names = ctx.names
     params, primal, adjoint, grads = rev.params, rev.primal, rev.adjoint, rev.grads
     _mark_adjoint_loops(adjoint)
     ret = rev.ret if rev.ret is not None else ast.Constant(None)
@@ -133,17 +134,22 @@ def assemble(rev, args, fwd_name, bwd_name, names):
             if v not in params and (v in pushed or v in saved and v not in top_level)]
     if uses_stack:
         init.insert(0, _assign(rev.stack, ast.List(elts=[], ctx=ast.Load())))
+    shapes = {v: names.fresh(f"{v}_shape")
+              for v in _shape_only(bwd_body, saved, set(params) | pushed)}
+    if shapes:
+        _rename_loads(bwd_body, shapes)
     saved_name = names.fresh("saved")
-    fwd_return = ast.Return(ast.Tuple(elts=[copy.deepcopy(ret),
-                                            _tuple([_name(v) for v in saved])],
+    kept = [_call(ctx.helper("shape_of"), _name(v)) if v in shapes else _name(v)
+            for v in saved]
+    fwd_return = ast.Return(ast.Tuple(elts=[copy.deepcopy(ret), _tuple(kept)],
                                       ctx=ast.Load()))
     fwd = ast.FunctionDef(name=fwd_name, args=copy.deepcopy(args),
                           body=init + fwd_body + [fwd_return], decorator_list=[],
                           returns=None, type_comment=None, type_params=[])
     unpack = []
     if saved:
-        unpack = [_assign(ast.Tuple(elts=[_name(v, True) for v in saved], ctx=ast.Store()),
-                          _name(saved_name))]
+        unpack = [_assign(ast.Tuple(elts=[_name(shapes.get(v, v), True) for v in saved],
+                                    ctx=ast.Store()), _name(saved_name))]
     bwd_args = ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in
                                                    [saved_name, rev.dout] + rev.incoming],
                              vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
@@ -153,6 +159,31 @@ def assemble(rev, args, fwd_name, bwd_name, names):
                           body=unpack + bwd_body + [ast.Return(grads_value)],
                           decorator_list=[], returns=None, type_comment=None, type_params=[])
     return fwd, bwd
+
+
+def _shape_only(body, saved, excluded):
+    """The saved values that the backward code reads only for their shape (as
+    ``unbroadcast``'s second argument): the forward keeps ``shape_of(v)``, not
+    the array."""
+    shape_reads, other_reads = set(), set()
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                fact(node.func, "helper", None) == "unbroadcast" and len(node.args) == 2 \
+                and isinstance(node.args[1], ast.Name):
+            shape_reads.add(id(node.args[1]))
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, ast.Name) and id(node) not in shape_reads:
+            other_reads.add(node.id)
+    return [v for v in saved if v not in excluded and v not in other_reads
+            and any(isinstance(n, ast.Name) and n.id == v and id(n) in shape_reads
+                    for s in body for n in ast.walk(s))]
+
+
+def _rename_loads(body, renames):
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and node.id in renames:
+                node.id = renames[node.id]
 
 
 def _tuple(elts):

@@ -43,10 +43,19 @@ class UserCalls:
         out = []
         if saved is not None:
             d = self.adj(var) if var in self.active else None
-            kinds = [K.get(self.adj(fact(stmt, "args")[i].id), ZERO) for i in fact(stmt, "active_args")]
+            kinds = [K.get(self.adj(fact(stmt, "args")[i].id), ZERO)
+                     for i in fact(stmt, "active_args")]
             dout_kind = K.get(d, ZERO) if d else ZERO
             if dout_kind != ZERO or any(k != ZERO for k in kinds):
-                args = [_name(saved), _name(d) if dout_kind != ZERO else _none()]
+                # The callee is always given a real output adjoint: zeros where
+                # the result has none (its arguments' adjoints still pass through).
+                if dout_kind == ZERO:
+                    dout = _call(self.helper("zeros_like_tree"), _name(var))
+                elif dout_kind == ANY:
+                    dout = _call(self.helper("present"), _name(d), _name(var))
+                else:
+                    dout = _name(d)
+                args = [_name(saved), dout]
                 targets, extra, seen = [], [], set()
                 for i in fact(stmt, "active_args"):
                     name = fact(stmt, "args")[i].id

@@ -30,11 +30,11 @@ class Context:
         """A Name of a runtime helper (or builtin) in the generated module."""
         if obj is None:
             obj = getattr(rt, key) if hasattr(rt, key) else getattr(builtins, key)
-        return bound_name(self.bind(key, obj, self.names))
+        return self.constant(key, obj)
 
     def constant(self, key, obj):
         """A Name of ``obj`` in the generated module."""
-        return bound_name(self.bind(key, obj, self.names))
+        return set_fact(bound_name(self.bind(key, obj, self.names)), "helper", key)
 
     def run_check(self, helper, var, stmt):
         """A run-time check ``helper(var, lineN)`` of ``stmt``: ``lineN`` is a

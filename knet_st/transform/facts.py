@@ -17,6 +17,8 @@ FACTS = {
                 "the name of the runtime helper or builtin the normalizer called"),
     "bound": (ast.Name, "compiler",
               "a key of the generated module's namespace: never a user's global"),
+    "helper": (ast.Name, "context",
+               "the name of the runtime helper (or builtin) a bound name refers to"),
     "lifted": (ast.Name, "lift", "a call of a function lifted out of its parent"),
     "check": (ast.Expr, "prepare", "a run-time check the compiler inserted"),
     "key": ((ast.Subscript,), "reverse",

@@ -90,7 +90,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
     reverse = Reverse(ctx, bindings_of(tree, params), active, wrt, mixed,
                       sparse_adjoints(tree), is_top, calls)
     reversed_ = reverse.run(tree)                                           # reverse
-    fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx.names)  # assemble
+    fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx)   # assemble
     hoist_checks(fwd)                                                       # optimize
     propagate_copies(bwd)
     return fwd, bwd

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .accumulate import ANY, DENSE, ZERO, Accumulation, merge
+from .accumulate import ANY, DENSE, SOME, ZERO, Accumulation, merge
 from .activity import call_operands, names_in
 from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
 from .calls import UserCalls
@@ -186,7 +186,8 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
     def bwd_Return(self, stmt, K, depth):
         value = stmt.value
         if self.is_active(value):
-            return self.contrib(value.id, _name(self.dout), DENSE if self.is_top else ANY, K)
+            # A caller always passes a real output adjoint (see calls.py).
+            return self.contrib(value.id, _name(self.dout), DENSE if self.is_top else SOME, K)
         return []
 
     # -- assignments ---------------------------------------------------------------
@@ -231,6 +232,9 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
                     K.update(merged)
                     test = ast.Compare(left=_name(d), ops=[ast.IsNot()], comparators=[_none()])
                     out.append(ast.If(test=test, body=body + fix_body, orelse=fix_skip))
+            elif kind == SOME and self.needs_dense(value) and var in self.sparse:
+                out.append(_assign(d, _call(self.helper("dense"), _name(d))))
+                out += self.rhs_adjoint(stmt, var, value, K)
             elif kind != ZERO:
                 out += self.rhs_adjoint(stmt, var, value, K)
             K[d] = ZERO
