@@ -644,6 +644,80 @@ def rebind_slice_then_index(x):
     return x[0] + x[-1] * 3  # <-
 
 
+# ====================== found by the random-program sweep (tests/sweep_findings.md)
+
+@case([W3], must=True)
+def sweep_alias_rebound_then_changed(w):
+    buf = np.full(3, 2.0)
+    h = buf
+    h = w * h
+    buf *= 0.5
+    return np.sum(h)
+
+@case([W3], must=True)
+def sweep_mask_alias_rebound(w):
+    mask = np.ones(3, dtype=bool)
+    m = mask
+    m = np.where(m, w * w, 0.0)
+    mask[0] = False
+    return np.sum(m)
+
+@case([W3], must=True)
+def sweep_index_alias_rebound(w):
+    idx = np.array([0, 0, 1])
+    t = idx
+    t = w[t]
+    idx[:] = 2
+    return np.sum(t * t)
+
+@case([W3, X3], must=True)
+def sweep_input_alias_changed(w, x):
+    h = x
+    h = w * h
+    x *= 0.5
+    return np.sum(h)
+
+def sweep_pair(w, h):
+    a = np.tanh(w[0] @ h)
+    return a, a * h + 0.5
+
+@case([[rnd(3, 3)], rnd(3, 2)], must=True)
+def sweep_helper_reads_input_changed_later(w, x):
+    h = x
+    a, b = sweep_pair(w, h)
+    h = a - 0.3 * b
+    np.multiply(x, 0.5, out=x)
+    return np.sum(h * h)
+
+@case([W3], must=True)
+def sweep_ufunc_out_into_fresh_array(w):
+    o = w * 2.0
+    np.add(o, 1.0, out=o)
+    return np.sum(o * o)
+
+@case([rnd(3, 3), rnd(3, 2)], wrt=(0, 1), must=True)
+def sweep_out_refusal_line(w, x):
+    h = x
+    buf = np.ones((3, 2))
+    acc = np.sum(buf.T @ np.tanh(h))
+    np.tanh(buf, out=buf)
+    o1 = w @ h
+    np.add(o1, x, out=o1)
+    return acc + np.sum(o1)
+
+def sweep_scaled_use(h, b):
+    y = np.tanh(h) * b
+    b *= 0.5
+    return y
+
+@case([W3], must=True)
+def sweep_helper_changes_buffer(w):
+    buf = np.full(3, 2.0)
+    h = sweep_scaled_use(w, buf)
+    buf[1] = 2.0
+    return np.sum(h)
+
+
 # ============================================== runner
 
 @pytest.mark.parametrize("f, args, wrt, must, also", CASES)

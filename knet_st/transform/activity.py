@@ -11,8 +11,7 @@ import ast
 
 from .facts import fact
 from .adjoints import NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
-from .effects import out_arguments
-from .registry import is_mutating_method
+from .effects import STORING_METHODS, out_arguments
 from .trees import statements as walk_statements
 
 INACTIVE_OPS = (ast.FloorDiv, ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
@@ -62,11 +61,12 @@ def call_operands(call):
     return operands
 
 
-def analyze(body, params, mutated_args):
+def analyze(body, params, stored_args):
     """The set of active variable names in a normalized ``body``.
 
-    ``params`` are the active parameters; ``mutated_args(call)`` names the
-    arguments of a user-function call that the callee may mutate.
+    ``params`` are the active parameters; ``stored_args(call)`` names the
+    arguments of a user-function call that the callee may store values into
+    (they may carry gradients afterwards).
     """
     active = set(params)
     statements = list(walk_statements(body))
@@ -93,7 +93,7 @@ def analyze(body, params, mutated_args):
                     call = stmt.value
                     if isinstance(call, ast.Call) and fact(call, "target").kind in ("user", "local") \
                             and value_active(call, active):
-                        for name in mutated_args(call):
+                        for name in stored_args(call):
                             mark(name)
                 elif isinstance(target, ast.Subscript):
                     if names_in(stmt.value) & active:
@@ -104,8 +104,9 @@ def analyze(body, params, mutated_args):
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 func = call.func
-                if isinstance(func, ast.Attribute) and is_mutating_method(func.attr) \
-                        and isinstance(func.value, ast.Name):
+                if isinstance(func, ast.Attribute) and func.attr in STORING_METHODS \
+                        and isinstance(func.value, ast.Name) \
+                        and fact(call, "target").kind == "method":
                     if any(names_in(a) & active for a in call.args):
                         mark(func.value.id)
             elif isinstance(stmt, ast.For):

@@ -13,7 +13,7 @@ import linecache
 from ..runtime import gradients as rt
 from . import adjoints  # noqa: F401  (registers the rules)
 from .context import Context
-from .effects import mutated_parameters
+from .effects import mutated_parameters, stored_parameters
 from .facts import fact, set_fact
 from .pipeline import back_end, front_end, parse_and_fence
 from .resolve import Environment, Target
@@ -83,7 +83,8 @@ def _signature(tree):
 class _Caller:
     """What the reverse pass of one function may ask about the user functions
     it calls: the callee's functions (``request``), the argument nodes
-    (``bind``), the arguments the callee changes in place (``mutated``)."""
+    (``bind``), the arguments the callee changes in place (``mutated``) or
+    stores values into (``stored``)."""
 
     def __init__(self, compiler, unit, names):
         self.compiler = compiler
@@ -99,6 +100,9 @@ class _Caller:
 
     def mutated(self, call):
         return self.compiler.mutated_args(call, self)
+
+    def stored(self, call):
+        return self.compiler.stored_args(call, self)
 
 
 class Compiler:
@@ -197,22 +201,31 @@ class Compiler:
 
     def mutated_args(self, call, caller):
         """Names passed to a user function that the callee may change in place."""
+        return self._args_in(call, caller, "mutated")
+
+    def stored_args(self, call, caller):
+        """Names passed to a user function that the callee may store values into."""
+        return self._args_in(call, caller, "stored")
+
+    def _args_in(self, call, caller, kind):
         unit = self.unit_for(fact(call, "target"))
-        params = self.mutated_params(unit)
+        params = self._summary(unit, kind)
         bound = self.bind_call(call, caller)
         return {a.id for a, p in zip(bound, unit.params)
                 if p in params and isinstance(a, ast.Name)}
 
-    def mutated_params(self, unit):
-        """The parameters ``unit`` changes in place (a fixed point through
-        recursion, which starts from none)."""
-        key = id(unit)
+    def _summary(self, unit, kind):
+        """The parameters ``unit`` changes in place (``kind='mutated'``) or stores
+        values into (``'stored'``): a fixed point through recursion, which
+        starts from none."""
+        key = (kind, id(unit))
         if key in self.summaries:
             return self.summaries[key]
         self.summaries[key] = set()
+        analysis = mutated_parameters if kind == "mutated" else stored_parameters
         while True:
             caller = _Caller(self, unit, unit.names)
-            found = mutated_parameters(unit.tree, caller.mutated)
+            found = analysis(unit.tree, getattr(caller, kind))
             if found == self.summaries[key]:
                 return found
             self.summaries[key] = found

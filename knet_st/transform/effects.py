@@ -30,6 +30,8 @@ from .facts import fact
 
 # Methods that grow a list (its negative indices then move).
 GROWING_METHODS = frozenset({"append", "extend", "insert"})
+# Methods that store values into their receiver (which may then carry gradients).
+STORING_METHODS = GROWING_METHODS | {"update", "setdefault", "add"}
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,31 @@ def function_effects(func, callee_mutates):
                        for key, effect in effects.by_statement.items() if effect.mutates]
     effects.reached = {n: facts.deep(facts.of({n})) for n in effects.unstable}
     return effects
+
+
+def stored_parameters(func, callee_stores):
+    """The parameters of ``func`` whose objects it stores values into (``x[i] =
+    v``, ``x.append(v)``, directly, through an alias, or in a function it
+    calls): the containers a call may make carry gradients."""
+    params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
+    names = set()
+    for stmt in _statements(func.body):
+        if isinstance(stmt, ast.Assign):
+            names |= {_root_name(t) for t in stmt.targets
+                      if isinstance(t, (ast.Subscript, ast.Attribute))}
+        if isinstance(stmt, (ast.Assign, ast.Expr)):
+            for node in ast.walk(stmt.value):
+                if isinstance(node, ast.Call):
+                    target = fact(node, "target", None)
+                    if isinstance(node.func, ast.Attribute) and \
+                            node.func.attr in STORING_METHODS and \
+                            (target is None or target.kind == "method"):
+                        names.add(_root_name(node.func.value))
+                    elif target is not None and target.kind in ("user", "local"):
+                        names |= set(callee_stores(node))
+    facts = points_to(func)
+    changed = facts.of(names - {None})
+    return {p for p in params if ("param", p) in changed}
 
 
 def mutated_parameters(func, callee_mutates):

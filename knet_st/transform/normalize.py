@@ -118,6 +118,7 @@ class Normalizer:
             return
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
                 and isinstance(value.func.value, ast.Name) \
+                and value.func.value.id not in self.global_names \
                 and is_mutating_method(value.func.attr):
             call = self.simple(value)
             self.emit(ast.Expr(call))

@@ -74,12 +74,12 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
     """The forward and backward ``FunctionDef`` trees of ``unit`` differentiated
     with respect to its parameters at positions ``pattern``.  ``ctx`` is the
     :class:`~.context.Context` of this function, ``calls`` answers for the
-    user functions it calls (``request``, ``bind``, ``mutated``)."""
+    user functions it calls (``request``, ``bind``, ``mutated``, ``stored``)."""
     tree = copy.deepcopy(unit.tree)
     params = unit.params
     wrt = [params[i] for i in pattern]
     effects = function_effects(tree, calls.mutated)                         # effects
-    active = analyze(tree.body, wrt, calls.mutated)                         # activity
+    active = analyze(tree.body, wrt, calls.stored)                          # activity
     before = bindings_of(tree, params)                                      # prepare
     check_aliasing(ctx, tree, params, active, before)
     active = lower_out(ctx, tree, active)
