@@ -84,7 +84,7 @@ class GradFunction:
         return self.compiled()[0]
 
     def __call__(self, *args, **kwargs):
-        fwd, bwd, _, _ = self.compiled()
+        fwd, bwd = self.compiled()[:2]
         if kwargs or len(args) != self.nparams:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -92,6 +92,9 @@ class GradFunction:
         token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
         try:
             out, saved = fwd(*args)
+        except Exception as exc:
+            _note_generated(exc, self._compiled.lines)
+            raise
         finally:
             _TRAINING.reset(token)
         if not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or \
@@ -99,7 +102,11 @@ class GradFunction:
             raise TypeError(f"grad: {self.fn.__name__} must return a real scalar to be "
                             f"differentiated; it returned {type(out).__name__} with shape "
                             f"{np.shape(out)}")
-        grads = bwd(saved, 1.0)
+        try:
+            grads = bwd(saved, 1.0)
+        except Exception as exc:
+            _note_generated(exc, self._compiled.lines)
+            raise
         if self.single:
             result = materialize(grads, args[self.wrt[0]])
         else:
@@ -110,6 +117,28 @@ class GradFunction:
 
     def __repr__(self):
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
+
+
+def _note_generated(exc, lines):
+    """Adds to an error raised in generated code a note naming the generated
+    function and the statements it ran for the user's line (the traceback
+    itself already shows the user's file and line)."""
+    if isinstance(exc, TransformError) or not hasattr(exc, "add_note"):
+        return
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in lines and lines[code.co_name][0] == code.co_filename:
+            last = (code.co_name, code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if last is None:
+        return
+    name, filename, line = last
+    generated = lines[name][1].get(line, [])
+    text = "".join(f"\n    {s}" for s in generated)
+    exc.add_note(f"knet_st: raised in {name}, the code knet_st generated for "
+                 f"{filename}, line {line}{', which reads:' if text else ''}{text}\n"
+                 f"(print(kt.source(g)) shows all the generated code)")
 
 
 def check_wrt(fn, signature, wrt):

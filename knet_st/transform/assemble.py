@@ -14,7 +14,7 @@ import ast
 import copy
 
 from .facts import fact, set_fact
-from .trees import Marker
+from .trees import Marker, relocate
 from .trees import assign as _assign, call as _call, name as _name, none as _none
 
 
@@ -40,10 +40,10 @@ class _Finisher:
                 return []
             stack = _name(self.rev.stack)
             if stmt.kind == "push":
-                return [ast.Expr(_call(ast.Attribute(value=stack, attr="append",
-                                                     ctx=ast.Load()), _name(stmt.var)))]
-            return [_assign(stmt.var, _call(ast.Attribute(value=stack, attr="pop",
-                                                          ctx=ast.Load())))]
+                return [relocate(ast.Expr(_call(ast.Attribute(
+                    value=stack, attr="append", ctx=ast.Load()), _name(stmt.var))), stmt)]
+            return [relocate(_assign(stmt.var, _call(ast.Attribute(
+                value=stack, attr="pop", ctx=ast.Load()))), stmt)]
         counter = fact(stmt, "counter", None)
         if counter is not None and counter not in self.counters:
             return []

@@ -8,7 +8,7 @@ import ast
 import builtins
 import copy
 import inspect
-import linecache
+from typing import NamedTuple
 
 from ..runtime import gradients as rt
 from . import adjoints  # noqa: F401  (registers the rules)
@@ -175,8 +175,9 @@ class Compiler:
                             fwd_name, bwd_name)
         for fn in (fwd, bwd):
             self._bind_globals(fn, unit, names)
+            fn.lineno = unit.tree.lineno
         _positional(fwd)
-        self.functions += [fwd, bwd]
+        self.functions += [(fwd, unit.source), (bwd, unit.source)]
 
     def _bind_globals(self, fn, unit, names):
         """Points the user's global names at namespace keys, renaming on clashes."""
@@ -262,23 +263,73 @@ class Compiler:
     # -- the module ------------------------------------------------------------
 
     def compile_top(self, fn, wrt):
-        """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``."""
+        """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
+        returns the forward and backward functions, the generated source and
+        the names the code resolved (to notice redefinitions)."""
         target = Target("user", fn, fn.__name__)
         fwd, bwd = self.request(target, tuple(wrt))
-        module = ast.Module(body=self.functions, type_ignores=[])
-        ast.fix_missing_locations(module)
-        source = ast.unparse(module) + "\n"
-        filename = f"<knet_st {fn.__module__}.{fn.__qualname__}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        code = compile(source, filename, "exec")
+        for function, origin in self.functions:
+            _fill_positions(function, origin)
+        source = ast.unparse(ast.Module(body=[f for f, _ in self.functions],
+                                        type_ignores=[])) + "\n"
         namespace = {k: v for k, v in self.ns.values.items() if v is not None}
-        exec(code, namespace)
+        lines = {}
+        for function, origin in self.functions:
+            exec(_compile(function, origin), namespace)
+            lines[function.name] = (origin.filename, _lines_of(function))
         unique = {}
         for env_deps in self.deps:
             for where, name, expected in env_deps:
                 unique[(id(where), name)] = (where, name, expected)
         deps = list(unique.values())
-        return namespace[fwd], namespace[bwd], source, deps
+        return Compiled(namespace[fwd], namespace[bwd], source, deps, lines)
+
+
+class Compiled(NamedTuple):
+    """A compiled gradient: the forward and backward functions, the generated
+    source, the names it resolved (see :func:`deps_valid`), and for each
+    generated function its user's file and the generated statements of
+    each user line (``lines[name] = (filename, {line: [statement text]})``)."""
+    forward: object
+    backward: object
+    source: str
+    deps: list
+    lines: dict
+
+
+def _lines_of(function):
+    """The generated simple statements of ``function``, by the user line they
+    come from."""
+    lines = {}
+    for node in ast.walk(function):
+        if isinstance(node, ast.stmt) and not isinstance(
+                node, (ast.FunctionDef, ast.If, ast.For, ast.While)):
+            lines.setdefault(node.lineno, []).append(ast.unparse(node))
+    return lines
+
+
+def _compile(function, origin):
+    """A generated function compiled under its user's file name and lines, so
+    that tracebacks, warnings and pdb show the user's code."""
+    return compile(ast.Module(body=[function], type_ignores=[]), origin.filename, "exec")
+
+
+def _fill_positions(function, origin):
+    """Positions for the nodes that have none or only a line: the whole line
+    (the line of the function's ``def`` when there is none)."""
+    for node in ast.walk(function):
+        if "lineno" not in node._attributes:
+            continue
+        if getattr(node, "lineno", None) is None:
+            node.lineno, node.col_offset = function.lineno, None
+        if getattr(node, "col_offset", None) is None or \
+                getattr(node, "end_lineno", None) is None or \
+                (node.end_lineno, node.end_col_offset or 0) < (node.lineno, node.col_offset):
+            text = origin.lines[node.lineno - origin.first_line] \
+                if 0 <= node.lineno - origin.first_line < len(origin.lines) else ""
+            body = text.rstrip()
+            node.col_offset = len(body) - len(body.lstrip())
+            node.end_lineno, node.end_col_offset = node.lineno, len(body)
 
 
 def _positional(fn):

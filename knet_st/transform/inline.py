@@ -4,6 +4,7 @@ a call's arguments and its names renamed into the generated code."""
 import ast
 import builtins
 import copy
+import operator
 
 from .accumulate import ANY, DENSE
 from .trees import name as _name
@@ -74,6 +75,10 @@ class _Rename(ast.NodeTransformer):
         return new
 
 
+_FOLDABLE = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+             ast.Div: operator.truediv, ast.Pow: operator.pow}
+
+
 class _Fold(ast.NodeTransformer):
     """Constant folding in inlined rules: ``2 - 1`` is ``1``; ``x ** 1`` is ``x``."""
 
@@ -82,9 +87,10 @@ class _Fold(ast.NodeTransformer):
         left, right = node.left, node.right
         if isinstance(left, ast.Constant) and isinstance(right, ast.Constant) and \
                 isinstance(left.value, (int, float)) and isinstance(right.value, (int, float)):
+            fold = _FOLDABLE.get(type(node.op))
             try:
-                return ast.Constant(eval(compile(ast.Expression(node), "<fold>", "eval")))
-            except Exception:
+                return ast.Constant(fold(left.value, right.value)) if fold else node
+            except (ArithmeticError, ValueError):
                 return node
         if isinstance(node.op, ast.Pow) and isinstance(right, ast.Constant) and \
                 right.value == 1:

@@ -21,6 +21,8 @@ import copy
 import inspect
 import textwrap
 
+from .trees import forget_positions
+
 _RULES = {}
 _NONDIFFERENTIABLE = set()
 _REFUSED = {}
@@ -37,7 +39,8 @@ class Rule:
         tree = ast.parse(textwrap.dedent(inspect.getsource(template)))
         func = tree.body[0]
         func.decorator_list = []
-        self.body = func.body
+        # Inlined statements take the position of the user's statement.
+        self.body = [forget_positions(stmt) for stmt in func.body]
         args = func.args
         names = [a.arg for a in args.posonlyargs + args.args]
         if names[:2] != ["dy", "y"]:

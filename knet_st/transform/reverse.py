@@ -36,7 +36,8 @@ from .facts import fact, has_fact
 from .inline import Inlining
 from .loops import ControlFlow
 from .registry import rule_for
-from .trees import Marker, assign as _assign, call as _call, name as _name, none as _none
+from .trees import Marker, assign as _assign, call as _call, name as _name, none as _none, \
+    relocate
 
 BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
           ast.Pow: "pow", ast.MatMult: "matmul", ast.Mod: "mod"}
@@ -159,13 +160,15 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
     def block_fwd(self, stmts, depth):
         out = []
         for stmt in stmts:
-            out += getattr(self, "fwd_" + type(stmt).__name__)(stmt, depth)
+            out += [relocate(s, stmt) for s in
+                    getattr(self, "fwd_" + type(stmt).__name__)(stmt, depth)]
         return out
 
     def block_bwd(self, stmts, K, depth):
         out = []
         for stmt in reversed(stmts):
-            out += getattr(self, "bwd_" + type(stmt).__name__)(stmt, K, depth)
+            out += [relocate(s, stmt) for s in
+                    getattr(self, "bwd_" + type(stmt).__name__)(stmt, K, depth)]
         return out
 
     # -- simple statements ---------------------------------------------------------

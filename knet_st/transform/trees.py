@@ -70,3 +70,28 @@ def stored_names(node):
     """The names bound in ``node``."""
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
             and isinstance(n.ctx, ast.Store)}
+
+
+_POSITIONS = ("lineno", "col_offset", "end_lineno", "end_col_offset")
+
+
+def relocate(node, like):
+    """Gives every node under ``node`` that has no position the position of
+    ``like`` (a user's statement), so that errors in generated code point at
+    the user's line."""
+    if getattr(like, "lineno", None) is None:
+        return node
+    for child in ast.walk(node):
+        if "lineno" in child._attributes and getattr(child, "lineno", None) is None:
+            for attr in _POSITIONS:
+                setattr(child, attr, getattr(like, attr, None))
+    return node
+
+
+def forget_positions(node):
+    """Removes the positions of every node under ``node`` (a template's)."""
+    for child in ast.walk(node):
+        for attr in _POSITIONS:
+            if attr in child._attributes:
+                setattr(child, attr, None)
+    return node
