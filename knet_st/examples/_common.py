@@ -18,6 +18,7 @@ import numpy as np
 import knet_st as kt
 from knet_st.checkpoint import CheckpointError
 from knet_st.datasets import DatasetError
+from knet_st.distributed import DistributedError
 
 OPTIMIZERS = {
     "sgd": kt.SGD, "momentum": kt.Momentum, "nesterov": kt.Nesterov,
@@ -31,7 +32,8 @@ class ExampleError(Exception):
 
 
 # Errors that become one message on stderr and a non-zero exit status.
-EXPECTED = (ExampleError, DatasetError, kt.TransformError, CheckpointError, OSError)
+EXPECTED = (ExampleError, DatasetError, kt.TransformError, CheckpointError, OSError,
+            DistributedError)
 
 
 # ---------------------------------------------------------------------------
@@ -116,7 +118,16 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=True):
 
 def finish(args):
     """Fills the defaults that depend on other options; checks what can be
-    checked before any work (the GPU, matplotlib)."""
+    checked before any work (the GPU, matplotlib).  Under ``mpiexec`` it
+    joins the data-parallel run: only rank 0 prints, plots and saves."""
+    rank, size = kt.distributed.init(gpu=args.gpu)
+    if size > 1 and (args.seed is None or args.seed < 0):
+        # one fresh seed for all: the same weights and shuffles everywhere
+        fresh = int(np.random.SeedSequence().entropy % 2**31)
+        args.seed = kt.distributed.broadcast([fresh])[0]
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")
+        args.progress = "off"
     if args.epochs is None:
         args.epochs = 0 if args.load else args.default_epochs
     if args.lr is None:
@@ -140,7 +151,9 @@ def _default_lr(cls):
 
 
 def make_optimizers(w, args):
-    """``kt.optimizers(w, kt.SGD, lr=...)`` for the chosen ``--optimizer``."""
+    """``kt.optimizers(w, kt.SGD, lr=...)`` for the chosen ``--optimizer``;
+    in a data-parallel run, every process first takes rank 0's ``w``."""
+    kt.distributed.broadcast(w)
     return kt.optimizers(w, OPTIMIZERS[args.optimizer], lr=args.lr)
 
 
@@ -287,6 +300,8 @@ def nbatches(data, steps):
 
 def done(what, seconds):
     """The training time (without the evaluations), on stderr."""
+    if not kt.distributed.is_root():
+        return
     print(f"{what}: {seconds:.2f} s of training", file=sys.stderr, flush=True)
 
 
@@ -342,7 +357,10 @@ def accuracy(predict, w, data):
 # ---------------------------------------------------------------------------
 
 def save(path, example, w, **extra):
-    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU."""
+    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU
+    (by rank 0 alone in a data-parallel run)."""
+    if not kt.distributed.is_root():
+        return
     kt.save(path, example=example, w=kt.to_cpu(w), **extra)
     print(f"saved {example} model to {path}", file=sys.stderr)
 
@@ -386,7 +404,9 @@ def step_curve(losses):
 
 def plot(path, title, panels):
     """Writes a figure with one panel per entry of ``panels``: a list of
-    ``(ylabel, xlabel, {name: (xs, ys)})``."""
+    ``(ylabel, xlabel, {name: (xs, ys)})``; rank 0 alone draws."""
+    if not kt.distributed.is_root():
+        return
     matplotlib = require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -91,7 +91,7 @@ def train(w, s, sequence, opts, seqlength=100, gclip=0.0, progress=None, steps=N
             break
         r = range(t, min(t + seqlength, len(sequence) - 1))
         value, dw = lossgradient(w, s, sequence, r)
-        kt.update(w, dw, opts, gclip=gclip)
+        kt.distributed.update(w, dw, opts, gclip=gclip)    # mean over processes
         if progress is not None:
             progress.update(value)
     return w
@@ -222,6 +222,7 @@ def run(args):
         ndev = int(len(text) * args.dev)
         trn_text, dev_text = text[:len(text) - ndev], text[len(text) - ndev:]
         sequence = minibatch(trn_text, chars, args.batchsize)
+        sequence = kt.distributed.shard(sequence, axis=1)   # this process's streams
         if len(sequence) < 2:
             raise _common.ExampleError(
                 f"{len(trn_text)} characters are too few for --batchsize "
@@ -240,9 +241,10 @@ def run(args):
         return loss(w, init_state(hidden, dev.shape[1], atype), dev, range(len(dev) - 1))
 
     if need_data:
-        print(f"{len(text)} characters, {len(chars)} distinct; "
-              f"{len(sequence)} steps x {args.batchsize} streams for training",
-              file=sys.stderr)
+        if kt.distributed.is_root():
+            print(f"{len(text)} characters, {len(chars)} distinct; "
+                  f"{len(sequence)} steps x {args.batchsize} streams for training",
+                  file=sys.stderr)
         if dev is not None:
             history.append(_common.report("epoch", 0, "dev", dev_loss()))
     seconds = 0.0
@@ -252,7 +254,7 @@ def run(args):
         if args.steps is not None:
             nsub = min(nsub, args.steps)
         bar = _common.Progress(nsub, f"epoch {epoch}", enabled, unit="seq")
-        s = init_state(hidden, args.batchsize, atype)
+        s = init_state(hidden, sequence.shape[1], atype)
         t0 = time.perf_counter()
         train(w, s, sequence, opts, args.seqlength, args.gclip, bar, args.steps)
         epoch_losses = bar.losses           # (waits for the GPU)
@@ -260,6 +262,7 @@ def run(args):
         bar.close()
         losses += epoch_losses
         trn = sum(epoch_losses) / len(epoch_losses)
+        trn = kt.distributed.allreduce_mean([trn])[0]       # over all streams
         if dev is not None:
             history.append(_common.report("epoch", epoch, "trn", trn, "dev", dev_loss()))
         else:
