@@ -7,6 +7,9 @@ process on this host, unless the user set any of them.
 """
 
 import os
+import sys
+
+numpy_first = False     # set when the variables came after NumPy's import
 
 _VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _LOCAL = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
@@ -27,9 +30,11 @@ def limit_blas_threads():
     """Sets ``OMP/OPENBLAS/MKL_NUM_THREADS`` to ``cores // processes`` on
     this host when an MPI launcher started several processes here and
     none is set; returns the number set, or None."""
+    global numpy_first
     n = local_processes()
     if n == 1 or any(v in os.environ for v in _VARS):
         return None
+    numpy_first = "numpy" in sys.modules        # too late for NumPy's BLAS
     threads = max(1, (os.cpu_count() or 1) // n)
     for v in _VARS:
         os.environ[v] = str(threads)

@@ -8,9 +8,8 @@ every rank writes ``OUTDIR/rank<r>.npz``.
 
 import sys
 
+import knet_st as kt          # before NumPy: one BLAS thread per process
 import numpy as np
-
-import knet_st as kt
 from knet_st import distributed as dist
 from knet_st.distributed import _comm
 

@@ -42,6 +42,7 @@ class Bucket:
 
     def __init__(self, xp, dtype, slots):
         self.slots = slots
+        self.inplace = None         # the leaf reduced in place, if any
         self.buf = xp.empty(slots[-1][2], dtype=dtype)
         self.leaves = [s[0] for s in slots]
 
@@ -51,9 +52,21 @@ class Bucket:
         return self.buf.nbytes
 
     def pack(self, leaves, weight=None):
-        """Copies (and scales by ``weight``) the bucket's leaves into it."""
+        """Copies (and scales by ``weight``) the bucket's leaves into it;
+        returns the buffer to reduce.  A bucket of one contiguous array is
+        reduced in that array itself, without a copy."""
+        if len(self.slots) == 1:
+            leaf = leaves[self.slots[0][0]]
+            if (is_array(leaf) and leaf.flags.c_contiguous
+                    and leaf.dtype == self.buf.dtype):
+                if weight is not None:
+                    leaf *= weight
+                self.inplace = leaf
+                return leaf.reshape(-1)
+        self.inplace = None
         for i, a, b, _ in self.slots:
             self.pack_one(leaves[i], a, b, weight)
+        return self.buf
 
     def pack_one(self, leaf, a, b, weight=None):
         """Copies one leaf to ``buf[a:b]``."""
@@ -70,6 +83,9 @@ class Bucket:
     def unpack(self, leaves, out, scale):
         """Writes the reduced, scaled values back: arrays in place, scalars
         into ``out`` (a list indexed like ``leaves``)."""
+        if self.inplace is not None:
+            self.inplace *= scale
+            return
         for i, a, b, shape in self.slots:
             leaf, view = leaves[i], self.buf[a:b]
             if is_array(leaf):
@@ -159,6 +175,7 @@ class Stream:
     """Buckets filled as gradients arrive (see :meth:`Reducer.stream`)."""
 
     def __init__(self, reducer, template):
+        self.reducer = reducer
         self.leaves = collect(template, is_grad_leaf)
         self.plan = reducer.plan(self.leaves)
         self.missing = [len(b.slots) for b in self.plan.buckets]
@@ -174,10 +191,13 @@ class Stream:
                                    f"the model has {len(self.leaves)}")
         b, start, stop = self.plan.bucket_of[i]
         bucket = self.plan.buckets[b]
+        bucket.inplace = None
         bucket.pack_one(grad, start, stop)
         self.missing[b] -= 1
         if self.missing[b] == 0:
             self.requests[b] = _comm.start_allreduce_sum(bucket.buf)
+            self.reducer.messages += 1
+            self.reducer.bytes += bucket.nbytes
 
     def finish(self, dw):
         """Returns a :class:`Pending` over ``dw`` (the gradient structure the
@@ -226,13 +246,14 @@ class Reducer:
             plan = self.plans[sig] = Plan(leaves, self.bucket_bytes)
         return plan
 
-    def start(self, dw, weight=None):
+    def start(self, dw, weight=None, blocking=False):
         """Packs the float leaves of ``dw`` into buckets (last leaves
         first) and starts reducing each one; returns a :class:`Pending`.
 
         ``weight`` (e.g. this process's number of instances) makes the
         result ``sum(weight_r * dw_r) / sum(weight_r)`` instead of the plain
-        mean, for batches that do not split evenly."""
+        mean, for batches that do not split evenly.  ``blocking`` reduces
+        each bucket to the end before packing the next."""
         w = _comm.world()
         leaves = collect(dw, is_grad_leaf)
         plan = self.plan(leaves)
@@ -242,8 +263,8 @@ class Reducer:
                                 if w.size > 1 else weight)
         requests = []
         for bucket in plan.buckets:
-            bucket.pack(leaves, weight)
-            requests.append(_comm.start_allreduce_sum(bucket.buf)
+            buf = bucket.pack(leaves, weight)
+            requests.append(_comm.start_allreduce_sum(buf, blocking)
                             if w.size > 1 else _comm._Done())
             self.messages += 1
             self.bytes += bucket.nbytes
@@ -252,7 +273,7 @@ class Reducer:
     def allreduce_mean(self, dw, weight=None):
         """The mean of ``dw`` over the processes, in place (see
         :func:`knet_st.distributed.allreduce_mean`)."""
-        return self.start(dw, weight).finish()
+        return self.start(dw, weight, blocking=True).finish()
 
     def stream(self, template):
         """A :class:`Stream` for gradients shaped like ``template`` (the

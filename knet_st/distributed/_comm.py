@@ -85,6 +85,14 @@ def _make_world():
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=w.rank)
     w.local_rank, w.local_size = local.Get_rank(), local.Get_size()
     local.Free()
+    from .. import _threads
+    if _threads.numpy_first and w.local_rank == 0:
+        import warnings
+        warnings.warn(
+            f"numpy was imported before knet_st: each of the {w.local_size} "
+            "processes on this host may run one BLAS thread per core, which "
+            "is slow; import knet_st first or set OMP_NUM_THREADS",
+            RuntimeWarning, stacklevel=4)
     return w
 
 
@@ -183,9 +191,11 @@ class _Staged:
         return self.req.Test()
 
 
-def start_allreduce_sum(buf):
+def start_allreduce_sum(buf, blocking=False):
     """Starts summing the contiguous array ``buf`` over all processes, in
-    place; returns a request whose ``Wait()`` finishes it."""
+    place; returns a request whose ``Wait()`` finishes it.  With
+    ``blocking`` MPI's ``Allreduce`` runs to the end at once (MPICH's
+    blocking algorithms are faster than its non-blocking ones)."""
     w = world()
     if is_cupy(buf):
         if _has_nccl():
@@ -196,6 +206,9 @@ def start_allreduce_sum(buf):
                                _nccl_type(buf.dtype), nccl.NCCL_SUM, stream)
             return _Done()
         return _Staged(w, buf)
+    if blocking:
+        w.comm.Allreduce(w.MPI.IN_PLACE, buf, op=w.MPI.SUM)
+        return _Done()
     return w.comm.Iallreduce(w.MPI.IN_PLACE, buf, op=w.MPI.SUM)
 
 
