@@ -40,7 +40,8 @@ lossgradient = kt.grad(loss)
 def train(mode, optimizer="sgd", shard=True, gpu=False):
     """The weights after STEPS steps on shuffled global batches of BATCH.
 
-    ``mode``: "overlap" (dist.update), "blocking" (allreduce_mean then
+    ``mode``: "overlap" (dist.update with overlap), "default"
+    (dist.update, not overlapping on the CPU), "blocking" (allreduce_mean then
     kt.update), "stream" (leaves given one by one, last first, as a
     backward pass would) or "plain" (kt.update, the one-process run).
     With ``gpu`` the weights and batches are CuPy arrays (NCCL)."""
@@ -61,6 +62,8 @@ def train(mode, optimizer="sgd", shard=True, gpu=False):
         for xb, yb in batches:
             dw = lossgradient(w, xb, yb)
             if mode == "overlap":
+                dist.update(w, dw, opts, overlap=True, reducer=red)
+            elif mode == "default":
                 dist.update(w, dw, opts, reducer=red)
             elif mode == "blocking":
                 kt.update(w, red.allreduce_mean(dw), opts)
@@ -119,7 +122,7 @@ def main(outdir):
     rank, size = dist.init()
     out = {"size": np.array(size)}
     out.update(collectives(rank))
-    for mode in ("overlap", "blocking", "stream"):
+    for mode in ("overlap", "default", "blocking", "stream"):
         for opt in ("sgd", "adam"):
             w, red = train(mode, opt)
             for i, a in enumerate(w):

@@ -198,7 +198,7 @@ def test_two_processes_take_the_steps_of_one(two_ranks, opt):
     """The property: P = 2 processes on halves of the same global batches
     end with one process's weights, to float32 round-off."""
     ref, _ = dist_worker.train("plain", opt, shard=False)
-    for mode in ("overlap", "blocking", "stream"):
+    for mode in ("overlap", "default", "blocking", "stream"):
         for i, a in enumerate(ref):
             got = two_ranks[0][f"{mode}_{opt}_{i}"]
             assert got.dtype == np.float32
@@ -237,3 +237,17 @@ def test_mpiexec_knet_st_run_mlp_prints_once():
                       "--ntest", "1000"])
     two = eval(lines[-1])
     assert abs(one["history"][-1][-1] - two[-1]) < 0.005     # the same training
+
+
+def test_blas_threads_per_process_under_a_launcher():
+    code = "import os, knet_st; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    env = clean_env(MPI_LOCALNRANKS="2")
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(v, None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.stdout.strip() == str(max(1, (os.cpu_count() or 1) // 2))
+    env["OMP_NUM_THREADS"] = "3"                       # the user's choice stays
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.stdout.strip() == "None"

@@ -166,6 +166,30 @@ def _has_nccl():
         return False
 
 
+class _Event:
+    """A NCCL reduction running on the communication stream: ``Wait()``
+    makes the current stream wait for it (the host does not block)."""
+
+    def __init__(self, event):
+        self.event = event
+
+    def Wait(self):
+        import cupy
+        cupy.cuda.get_current_stream().wait_event(self.event)
+
+    def Test(self):
+        return self.event.done
+
+
+def _comm_stream(w):
+    """The CUDA stream NCCL runs on, apart from the computation, so that a
+    bucket's reduction overlaps the kernels that follow it."""
+    if getattr(w, "stream", None) is None:
+        import cupy
+        w.stream = cupy.cuda.Stream(non_blocking=True)
+    return w.stream
+
+
 class _Done:
     """A finished request (NCCL work is ordered on the CUDA stream)."""
 
@@ -200,11 +224,12 @@ def start_allreduce_sum(buf, blocking=False):
     if is_cupy(buf):
         if _has_nccl():
             import cupy
-            stream = cupy.cuda.get_current_stream().ptr
             from cupy.cuda import nccl
-            _nccl(w).allReduce(buf.data.ptr, buf.data.ptr, buf.size,
-                               _nccl_type(buf.dtype), nccl.NCCL_SUM, stream)
-            return _Done()
+            comm, stream = _nccl(w), _comm_stream(w)
+            stream.wait_event(cupy.cuda.get_current_stream().record())
+            comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size,
+                           _nccl_type(buf.dtype), nccl.NCCL_SUM, stream.ptr)
+            return _Event(stream.record())
         return _Staged(w, buf)
     if blocking:
         w.comm.Allreduce(w.MPI.IN_PLACE, buf, op=w.MPI.SUM)

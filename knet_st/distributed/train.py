@@ -57,15 +57,25 @@ def shard(x, axis=-1, even=True):
     return x[(slice(None),) * axis + (slice(start, stop),)]
 
 
-def update(w, dw, opts, gclip=0.0, overlap=True, reducer=None):
+def _first_arrays(dw):
+    """The first array leaf of ``dw`` (as a list of at most one)."""
+    from ._tree import collect, is_array
+    found = collect(dw, is_array)
+    return found[:1]
+
+
+def update(w, dw, opts, gclip=0.0, overlap=None, reducer=None):
     """``allreduce_mean(dw)`` then ``kt.update(w, dw, opts, gclip)``: the
     data-parallel training step; exactly ``kt.update`` in one process.
 
-    With ``overlap`` (the default) every bucket's reduction is started at
-    once (last layers first) and each bucket's parameters are updated as
-    soon as it arrives, while the others are still in flight.  Clipping the
-    global norm (``gclip > 0``) needs every gradient first, so it waits for
-    all buckets.  Returns ``w``.
+    With ``overlap`` every bucket's reduction is started at once (last
+    layers first) and each bucket's parameters are updated as soon as it
+    arrives, while the others are still in flight.  The default (None)
+    overlaps on the GPU, where NCCL runs on a stream of its own, and not on
+    the CPU, where MPICH moves a non-blocking reduction only inside MPI
+    calls and its blocking ``Allreduce`` is faster (README, "Data-parallel
+    training").  Clipping the global norm (``gclip > 0``) needs every
+    gradient first, so it waits for all buckets.  Returns ``w``.
 
     Example::
 
@@ -75,6 +85,8 @@ def update(w, dw, opts, gclip=0.0, overlap=True, reducer=None):
         return optim.update(w, dw, opts, gclip=gclip)
     from . import reducer as default_reducer
     red = reducer if reducer is not None else default_reducer()
+    if overlap is None:
+        overlap = any(_comm.is_cupy(g) for g in _first_arrays(dw))
     if gclip > 0 or not overlap:
         dw = red.allreduce_mean(dw)
         return optim.update(w, dw, opts, gclip=gclip)
