@@ -251,3 +251,17 @@ def test_blas_threads_per_process_under_a_launcher():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.stdout.strip() == "None"
+
+
+def test_a_failing_process_ends_the_run_instead_of_hanging():
+    exe = mpiexec()
+    code = ("import knet_st as kt, numpy as np\n"
+            "rank, size = kt.distributed.init()\n"
+            "if rank == 1:\n"
+            "    raise ValueError('rank 1 fails')\n"
+            "kt.distributed.allreduce_mean([np.ones(3)])\n")
+    run = subprocess.run([exe, "-n", "2", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=60,
+                         env=clean_env())
+    assert run.returncode != 0
+    assert "ValueError: rank 1 fails" in run.stdout + run.stderr

@@ -28,7 +28,7 @@ from ._tree import collect, is_array, replace
 from .errors import DistributedError
 from .train import update, shard, shard_range
 
-__all__ = ["init", "rank", "size", "is_root", "barrier", "broadcast",
+__all__ = ["init", "rank", "size", "is_root", "abort", "barrier", "broadcast",
            "allreduce_mean", "update", "shard", "shard_range", "Reducer",
            "Pending", "Stream", "DistributedError", "DEFAULT_BUCKET_BYTES"]
 
@@ -68,6 +68,19 @@ def size():
 def is_root():
     """True on rank 0, the process that prints, plots and saves."""
     return _comm.world().rank == 0
+
+
+def abort(status=1):
+    """Ends every process of the run (MPI_Abort), so that none waits forever
+    for one that failed; a no-op in one process.  An uncaught exception
+    does this by itself once :func:`init` found several processes.
+
+    Example::
+
+        except ValueError as e:
+            print(e); kt.distributed.abort(1); raise SystemExit(1)
+    """
+    _comm.abort(status)
 
 
 def barrier():

@@ -7,6 +7,7 @@ it is rank 0 of 1 and every collective is a no-op.
 """
 
 import os
+import sys
 
 import numpy as np
 
@@ -85,6 +86,7 @@ def _make_world():
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=w.rank)
     w.local_rank, w.local_size = local.Get_rank(), local.Get_size()
     local.Free()
+    _abort_on_uncaught(w)
     from .. import _threads
     if _threads.numpy_first and w.local_rank == 0:
         import warnings
@@ -94,6 +96,35 @@ def _make_world():
             "is slow; import knet_st first or set OMP_NUM_THREADS",
             RuntimeWarning, stacklevel=4)
     return w
+
+
+def _abort_on_uncaught(w):
+    """An uncaught exception in one process ends them all (MPI_Abort) after
+    its traceback, instead of leaving the others waiting forever in their
+    next collective.  Only with several processes."""
+    if w.size == 1:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        abort(1)
+    sys.excepthook = hook
+
+
+def abort(status=1):
+    """Ends every process of a multi-process run now (MPI_Abort with
+    ``status``), after flushing this one's output; does nothing in one
+    process, so callers still exit the usual way after it."""
+    w = _world
+    if w is None or w.size == 1:
+        return
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    w.comm.Abort(status)
 
 
 def _select_gpu(w):

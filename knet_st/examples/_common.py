@@ -450,9 +450,11 @@ def run_main(build_parser, train, argv, prog):
         return train(args)
     except EXPECTED as e:
         print(f"{prog}: error: {_message(e)}", file=sys.stderr)
+        kt.distributed.abort(1)         # under mpiexec: no process left waiting
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
+        kt.distributed.abort(130)
         raise SystemExit(130) from None
 
 
