@@ -1,9 +1,10 @@
-"""The program that tests/test_distributed.py starts under ``mpiexec -n 2``
-(and calls in-process for the single-process reference).
+"""The program that tests/test_distributed.py starts under ``mpiexec -n 2``.
 
 ``python dist_worker.py OUTDIR`` trains a small MLP with each way of
-averaging gradients and checks the collectives on nested structures;
-every rank writes ``OUTDIR/rank<r>.npz``.
+averaging gradients (and a small convolutional model) and checks the
+collectives on nested structures; every rank writes ``OUTDIR/rank<r>.npz``.
+``python dist_worker.py --plain OUTDIR`` writes the one-process runs to
+``OUTDIR/plain.npz``; ``--gpu OUTDIR`` checks the NCCL path.
 """
 
 import sys
@@ -17,12 +18,32 @@ STEPS = 6
 BATCH = 16
 
 
-def data():
-    """Fixed random data: 20 features x 96 instances, 5 classes."""
+def data(model="mlp"):
+    """Fixed random data, 96 instances of 5 classes: 20 features x 96 for
+    the MLP, 96 x 1 x 12 x 12 images for the convolutional model."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((20, 96)).astype(np.float32)
+    shape = (20, 96) if model == "mlp" else (96, 1, 12, 12)
+    x = rng.standard_normal(shape).astype(np.float32)
     y = rng.integers(0, 5, 96)
     return x, y
+
+
+def init(model="mlp"):
+    """The weights of ``model`` (from kt.seed)."""
+    if model == "mlp":
+        return [kt.uniform(32, 20, low=-0.3, high=0.3), kt.zeros(32, 1),
+                kt.uniform(5, 32, low=-0.3, high=0.3), kt.zeros(5, 1)]
+    return [kt.uniform(4, 1, 3, 3, low=-0.3, high=0.3), kt.zeros(1, 4, 1, 1),
+            kt.uniform(5, 100, low=-0.3, high=0.3), kt.zeros(5, 1)]
+
+
+def predict_conv(w, x):
+    h = kt.pool(kt.relu(kt.conv4(w[0], x) + w[1]))      # 4 x 5 x 5 per image
+    return w[2] @ kt.mat(h) + w[3]
+
+
+def loss_conv(w, x, y):
+    return kt.nll(predict_conv(w, x), y)
 
 
 def predict(w, x):
@@ -35,9 +56,10 @@ def loss(w, x, y):
 
 
 lossgradient = kt.grad(loss)
+GRADIENTS = {"mlp": lossgradient, "conv": kt.grad(loss_conv)}
 
 
-def train(mode, optimizer="sgd", shard=True, gpu=False):
+def train(mode, optimizer="sgd", shard=True, gpu=False, model="mlp"):
     """The weights after STEPS steps on shuffled global batches of BATCH.
 
     ``mode``: "overlap" (dist.update with overlap), "default"
@@ -46,9 +68,8 @@ def train(mode, optimizer="sgd", shard=True, gpu=False):
     backward pass would) or "plain" (kt.update, the one-process run).
     With ``gpu`` the weights and batches are CuPy arrays (NCCL)."""
     kt.seed(1)
-    x, y = data()
-    w = [kt.uniform(32, 20, low=-0.3, high=0.3), kt.zeros(32, 1),
-         kt.uniform(5, 32, low=-0.3, high=0.3), kt.zeros(5, 1)]
+    x, y = data(model)
+    w = init(model)
     move = kt.to_gpu if gpu else None
     if gpu:
         w = kt.to_gpu(w)
@@ -57,10 +78,11 @@ def train(mode, optimizer="sgd", shard=True, gpu=False):
     opts = [cls[optimizer]() for _ in w]
     red = dist.Reducer(bucket_bytes=600)        # several buckets
     batches = kt.minibatch(x, y, BATCH, shuffle=True, shard=shard,
-                           xtype=move, ytype=move)
+                           xtype=move, ytype=move,
+                           axis=-1 if model == "mlp" else 0)
     for step in range(STEPS):
         for xb, yb in batches:
-            dw = lossgradient(w, xb, yb)
+            dw = GRADIENTS[model](w, xb, yb)
             if mode == "overlap":
                 dist.update(w, dw, opts, overlap=True, reducer=red)
             elif mode == "default":
@@ -118,6 +140,21 @@ def main_gpu(outdir):
     np.savez(f"{outdir}/rank{rank}.npz", **out)
 
 
+def reference(outdir):
+    """The one-process runs, written to ``OUTDIR/plain.npz`` (run with one
+    BLAS thread, as each MPI process has: OpenBLAS's results depend on its
+    thread count, and the models' kinks amplify that)."""
+    out = {}
+    for opt in ("sgd", "adam"):
+        for i, a in enumerate(train("plain", opt, shard=False)[0]):
+            out[f"{opt}_{i}"] = a
+    for i, a in enumerate(train("plain", "sgd", shard=False, model="conv")[0]):
+        out[f"conv_{i}"] = a
+    for i, a in enumerate(train("plain", "sgd", shard=(0, 2))[0]):
+        out[f"alone_{i}"] = a
+    np.savez(f"{outdir}/plain.npz", **out)
+
+
 def main(outdir):
     rank, size = dist.init()
     out = {"size": np.array(size)}
@@ -129,6 +166,9 @@ def main(outdir):
                 out[f"{mode}_{opt}_{i}"] = a
             out[f"{mode}_{opt}_bytes"] = np.array(red.bytes)
             out[f"{mode}_{opt}_messages"] = np.array(red.messages)
+    w, _ = train("default", "sgd", model="conv")
+    for i, a in enumerate(w):
+        out[f"conv_{i}"] = a
     # the reduce of a model whose structure differs: an error, not a hang
     try:
         dist.Reducer().allreduce_mean([np.zeros(3 + rank, np.float32)])
@@ -141,5 +181,7 @@ def main(outdir):
 if __name__ == "__main__":
     if sys.argv[1] == "--gpu":
         main_gpu(sys.argv[2])
+    elif sys.argv[1] == "--plain":
+        reference(sys.argv[2])
     else:
         main(sys.argv[1])

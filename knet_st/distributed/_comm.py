@@ -81,6 +81,8 @@ def _make_world():
         raise DistributedError(
             f"started by an MPI launcher ({what}) but mpi4py is not "
             "installed: pip install 'knet_st[mpi]'") from None
+    except RuntimeError as e:           # mpi4py without an MPI library
+        raise DistributedError(f"mpi4py cannot start MPI: {e}") from None
     comm = MPI.COMM_WORLD
     w = World(comm.Get_rank(), comm.Get_size(), comm, MPI)
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=w.rank)

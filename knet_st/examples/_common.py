@@ -344,11 +344,17 @@ def train_epochs(name, args, dtrn, train, evaluate, progress=True):
 
 def accuracy(predict, w, data):
     """The fraction of instances of ``data``, (x, labels) minibatches, that
-    ``predict(w, x)`` classifies correctly, as the tutorial's."""
+    ``predict(w, x)`` classifies correctly, as the tutorial's.  In a
+    data-parallel run each process counts every P-th minibatch."""
     ncorrect = ninstance = 0
-    for x, ygold in data:
-        ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
-        ninstance += len(ygold)
+    rank, size = kt.distributed.rank(), kt.distributed.size()
+    for i, (x, ygold) in enumerate(data):
+        if i % size == rank:
+            ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
+            ninstance += len(ygold)
+    if size > 1:
+        ncorrect, ninstance = kt.distributed.allreduce_mean(
+            [float(ncorrect), float(ninstance)])
     return ncorrect / ninstance
 
 
