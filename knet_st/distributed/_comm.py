@@ -13,9 +13,10 @@ import numpy as np
 
 from .errors import DistributedError
 
-# Variables that MPI launchers set in the processes they start.
+# Variables that MPI launchers set in the processes they start (not Slurm's
+# SLURM_NTASKS: a batch script has it, and runs plain Python too).
 _LAUNCH_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE",
-                "MPI_LOCALNRANKS", "SLURM_NTASKS")
+                "MPI_LOCALNRANKS")
 _LAUNCH_OTHER = ("PMI_RANK", "PMI_FD", "PMI_PORT", "PMIX_RANK",
                  "OMPI_COMM_WORLD_RANK", "HYDI_CONTROL_FD")
 
