@@ -149,6 +149,15 @@ def test_stream_needs_every_leaf():
         stream.finish(w)
     with pytest.raises(dist.DistributedError, match="no gradient leaf 5"):
         stream.ready(5, np.ones(2))
+    nested = {"conv": [np.zeros(2)], "dense": (np.zeros(3), 1.0)}
+    stream = dist.Reducer().stream(nested)
+    assert stream.index_of == {("conv", 0): 0, ("dense", 0): 1, ("dense", 1): 2}
+    with pytest.raises(dist.DistributedError, match=r"no gradient leaf at \('x',\)"):
+        stream.ready(("x",), np.ones(2))
+    for path, g in [(("dense", 1), 2.0), (("dense", 0), np.ones(3)), (("conv", 0), np.ones(2))]:
+        stream.ready(path, g)
+    out = stream.finish(nested).finish()         # one process: the values themselves
+    assert out["dense"][1] == 2.0 and np.array_equal(out["conv"][0], np.ones(2))
 
 
 def test_update_in_one_process_is_kt_update():

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _comm
 from ._tree import collect, describe, is_array, is_float_array, \
-    is_float_scalar, replace
+    is_float_scalar, paths, replace
 from .errors import DistributedError
 
 DEFAULT_BUCKET_BYTES = 4 << 20
@@ -177,15 +177,23 @@ class Stream:
     def __init__(self, reducer, template):
         self.reducer = reducer
         self.leaves = collect(template, is_grad_leaf)
+        self.index_of = {p: i for i, p in enumerate(paths(template, is_grad_leaf))}
         self.plan = reducer.plan(self.leaves)
         self.missing = [len(b.slots) for b in self.plan.buckets]
         self.requests = [None] * len(self.plan.buckets)
         self.size = _comm.world().size
 
     def ready(self, i, grad):
-        """Leaf ``i`` (in walking order) has its final gradient ``grad``:
-        copies it into its bucket, and starts the bucket's reduction when it
-        was the bucket's last missing leaf."""
+        """Leaf ``i`` has its final gradient ``grad``: copies it into its
+        bucket, and starts the bucket's reduction when it was the bucket's
+        last missing leaf.  ``i`` is the leaf's position in walking order
+        or its path from the root, a tuple such as ``(2,)`` or
+        ``("dense", 0)``."""
+        if isinstance(i, tuple):
+            if i not in self.index_of:
+                raise DistributedError(f"stream.ready: no gradient leaf at "
+                                       f"{i!r}")
+            i = self.index_of[i]
         if not 0 <= i < len(self.leaves):
             raise DistributedError(f"stream.ready: no gradient leaf {i}; "
                                    f"the model has {len(self.leaves)}")
@@ -195,7 +203,8 @@ class Stream:
         bucket.pack_one(grad, start, stop)
         self.missing[b] -= 1
         if self.missing[b] == 0:
-            self.requests[b] = _comm.start_allreduce_sum(bucket.buf)
+            self.requests[b] = (_comm.start_allreduce_sum(bucket.buf)
+                                if self.size > 1 else _comm._Done())
             self.reducer.messages += 1
             self.reducer.bytes += bucket.nbytes
 

@@ -75,6 +75,16 @@ def collect(tree, keep):
     return found
 
 
+def paths(tree, keep, prefix=()):
+    """The paths (tuples of list positions and dict keys from the root) of
+    the leaves with ``keep(x)``, in walking order."""
+    if isinstance(tree, Mapping):
+        return [p for k in tree for p in paths(tree[k], keep, prefix + (k,))]
+    if isinstance(tree, (list, tuple)):
+        return [p for i, v in enumerate(tree) for p in paths(v, keep, prefix + (i,))]
+    return [prefix] if keep(tree) else []
+
+
 def replace(tree, keep, values):
     """``tree`` with the leaves selected by ``keep`` (as :func:`collect`
     found them) replaced by ``values``, in order; arrays given for array
