@@ -15,6 +15,10 @@ writes a forward and a backward function, compiles and caches them::
 
 __version__ = "0.1.0"
 
+# before NumPy: under mpiexec, BLAS threads per process, not per core (issue 16)
+from ._mpi_threads import limit_blas_threads as _limit
+_limit()
+
 # --- compiler (issue 3) ---
 from .api import grad, value_and_grad, source
 from .errors import TransformError
@@ -31,3 +35,5 @@ from .init import xavier, gaussian, uniform, zeros, ones, seed
 from .data import minibatch
 from . import datasets
 from .checkpoint import save, load
+# --- data-parallel training (issue 16) ---
+from . import distributed

@@ -11,6 +11,7 @@ image batches (N x C x H x W) pass ``axis=0``::
 import numbers
 
 from .init import get_rng
+from .distributed.train import shard_range
 
 __all__ = ["minibatch", "MiniBatch"]
 
@@ -41,7 +42,8 @@ class MiniBatch:
     """
 
     def __init__(self, x, y, batchsize, shuffle=False, partial=False,
-                 axis=-1, rng=None, yaxis=None, xtype=None, ytype=None):
+                 axis=-1, rng=None, yaxis=None, xtype=None, ytype=None,
+                 shard=False):
         if not hasattr(x, "shape") or len(x.shape) == 0:
             raise TypeError("x must be an array with at least one dimension")
         if (not isinstance(batchsize, numbers.Integral)
@@ -73,6 +75,20 @@ class MiniBatch:
         self.rng = None if rng is None else get_rng(rng)
         self.xtype = xtype
         self.ytype = ytype
+        self.shard = None
+        if shard:
+            from . import distributed
+            if shard is True:
+                rank, size = distributed.init()
+            else:                                   # (rank, size)
+                rank, size = shard
+                shard_range(0, rank, size)          # checks them
+            if size > 1:
+                if self.batchsize % size:
+                    raise distributed.DistributedError(
+                        f"batchsize {self.batchsize} does not split evenly "
+                        f"over {size} processes")
+                self.shard = (rank, size)
 
     def __len__(self):
         if self.partial:
@@ -80,9 +96,10 @@ class MiniBatch:
         return self.n // self.batchsize
 
     def __repr__(self):
+        shard = "" if self.shard is None else ", shard=%d/%d" % self.shard
         return (f"MiniBatch({len(self)} batches of {self.batchsize}, "
                 f"n={self.n}, shuffle={self.shuffle}, "
-                f"partial={self.partial})")
+                f"partial={self.partial}{shard})")
 
     def _take(self, a, axis, sel):
         return a[_index(len(a.shape), axis, sel)]
@@ -94,6 +111,8 @@ class MiniBatch:
             perm = get_rng(self.rng).permutation(n)
         for b in range(len(self)):
             i, j = b * bs, min(n, (b + 1) * bs)
+            if self.shard is not None:       # this process's part of the batch
+                i, j = (i + k for k in shard_range(j - i, *self.shard))
             sel = slice(i, j) if perm is None else perm[i:j]
             xb = self._take(self.x, self.axis, sel)
             if self.xtype is not None:
@@ -108,7 +127,7 @@ class MiniBatch:
 
 
 def minibatch(x, y, batchsize, shuffle=False, partial=False, axis=-1,
-              rng=None, yaxis=None, xtype=None, ytype=None):
+              rng=None, yaxis=None, xtype=None, ytype=None, shard=False):
     """Split data into minibatches along the instance axis (Knet's
     ``minibatch``).
 
@@ -127,6 +146,12 @@ def minibatch(x, y, batchsize, shuffle=False, partial=False, axis=-1,
             ``y`` is 1-D (a vector of labels).
         xtype, ytype: optional callables applied to each batch, e.g.
             ``cupy.asarray`` to move CPU data to the GPU batch by batch.
+        shard: in a data-parallel run (``mpiexec``, see
+            :mod:`knet_st.distributed`), each process gets its contiguous
+            1/P of every batch of ``batchsize`` (the global batch, which
+            must split evenly; a partial last batch may split unevenly).
+            Every process must shuffle with the same seed.  Nothing changes
+            in a plain process.  ``(rank, size)`` picks a part explicitly.
 
     Returns:
         A :class:`MiniBatch` iterable of ``(x, y)`` pairs (or ``x`` alone),
@@ -141,4 +166,4 @@ def minibatch(x, y, batchsize, shuffle=False, partial=False, axis=-1,
     """
     return MiniBatch(x, y, batchsize, shuffle=shuffle, partial=partial,
                      axis=axis, rng=rng, yaxis=yaxis, xtype=xtype,
-                     ytype=ytype)
+                     ytype=ytype, shard=shard)

@@ -19,6 +19,7 @@ import knet_st as kt
 from knet_st._threads import set_blas_threads
 from knet_st.checkpoint import CheckpointError
 from knet_st.datasets import DatasetError
+from knet_st.distributed import DistributedError
 from knet_st.init import get_rng
 
 from ._errors import Diverged, ExampleError, check_finite, diverged  # noqa: F401
@@ -32,7 +33,8 @@ OPTIMIZERS = {
 
 
 # Errors that become one message on stderr and a non-zero exit status.
-EXPECTED = (ExampleError, DatasetError, kt.TransformError, CheckpointError, OSError)
+EXPECTED = (ExampleError, DatasetError, kt.TransformError, CheckpointError, OSError,
+            DistributedError)
 
 
 # ---------------------------------------------------------------------------
@@ -139,11 +141,21 @@ def parser(prog, doc, *, epochs, batchsize, lr, optimizer="sgd", shuffle=False):
 
 def finish(args):
     """Fills the defaults that depend on other options; checks what can be
-    checked before any work (the output files, the GPU, matplotlib)."""
+    checked before any work (the output files, the GPU, matplotlib).  Under
+    ``mpiexec`` it joins the data-parallel run: only rank 0 prints, plots and
+    saves."""
     if args.load and args.resume:
         raise ExampleError("--load and --resume exclude each other: --load starts "
                            "a new training from saved weights, --resume continues "
                            "a saved one")
+    rank, size = kt.distributed.init(gpu=args.gpu)
+    if size > 1 and (args.seed is None or args.seed < 0):
+        # one fresh seed for all: the same weights and shuffles everywhere
+        fresh = int(np.random.SeedSequence().entropy % 2**31)
+        args.seed = kt.distributed.broadcast([fresh])[0]
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")
+        args.progress = "off"
     if args.epochs is None:
         args.epochs = 0 if args.load else args.default_epochs
     args.lr_given, args.optimizer_given = args.lr, args.optimizer
@@ -183,7 +195,9 @@ def _default_lr(cls):
 
 def make_optimizers(w, args, saved=None):
     """``kt.optimizers(w, kt.SGD, lr=...)`` for the chosen ``--optimizer``, or,
-    with ``--resume``, the optimizers of the checkpoint ``saved``."""
+    with ``--resume``, the optimizers of the checkpoint ``saved``; in a
+    data-parallel run, every process first takes rank 0's ``w``."""
+    kt.distributed.broadcast(w)
     if args.resume:
         return saved["opts"]
     return kt.optimizers(w, OPTIMIZERS[args.optimizer], lr=args.lr)
@@ -346,6 +360,8 @@ def nbatches(data, steps):
 
 def done(what, seconds):
     """The training time (without the evaluations), on stderr."""
+    if not kt.distributed.is_root():
+        return
     print(f"{what}: {seconds:.2f} s of training", file=sys.stderr, flush=True)
 
 
@@ -420,11 +436,17 @@ def evaluating(data, args, desc):
 
 def accuracy(predict, w, data):
     """The fraction of instances of ``data``, (x, labels) minibatches, that
-    ``predict(w, x)`` classifies correctly, as the tutorial's."""
+    ``predict(w, x)`` classifies correctly, as the tutorial's.  In a
+    data-parallel run each process counts every P-th minibatch."""
     ncorrect = ninstance = 0
-    for x, ygold in data:
-        ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
-        ninstance += len(ygold)
+    rank, size = kt.distributed.rank(), kt.distributed.size()
+    for i, (x, ygold) in enumerate(data):
+        if i % size == rank:
+            ncorrect += kt.accuracy(predict(w, x), ygold) * len(ygold)
+            ninstance += len(ygold)
+    if size > 1:
+        ncorrect, ninstance = kt.distributed.allreduce_mean(
+            [float(ncorrect), float(ninstance)])
     return ncorrect / ninstance
 
 
@@ -433,9 +455,12 @@ def accuracy(predict, w, data):
 # ---------------------------------------------------------------------------
 
 def save(path, example, w, opts=None, epoch=None, args=None, **extra):
-    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU;
-    with ``opts``, ``epoch`` and ``args``, also what ``--resume`` needs: the
-    optimizer state, the epoch, the optimizer's name and the random state."""
+    """``kt.save(path, example=..., w=..., ...)`` with the weights on the CPU
+    (by rank 0 alone in a data-parallel run); with ``opts``, ``epoch`` and
+    ``args``, also what ``--resume`` needs: the optimizer state, the epoch,
+    the optimizer's name and the random state."""
+    if not kt.distributed.is_root():
+        return
     if opts is not None:
         extra.update(opts=opts, epoch=epoch, optimizer=args.optimizer, lr=args.lr,
                      rng=get_rng().bit_generator.state)
@@ -483,7 +508,9 @@ def step_curve(losses):
 
 def plot(path, title, panels):
     """Writes a figure with one panel per entry of ``panels``: a list of
-    ``(ylabel, xlabel, {name: (xs, ys)})``."""
+    ``(ylabel, xlabel, {name: (xs, ys)})``; rank 0 alone draws."""
+    if not kt.distributed.is_root():
+        return
     matplotlib = require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -539,9 +566,11 @@ def run_main(build_parser, train, argv, prog, fixed=None):
         return train(args)
     except EXPECTED as e:
         print(f"{prog}: error: {_message(e)}", file=sys.stderr)
+        kt.distributed.abort(1)         # under mpiexec: no process left waiting
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
+        kt.distributed.abort(130)
         raise SystemExit(130) from None
 
 

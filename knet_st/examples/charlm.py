@@ -91,7 +91,7 @@ def train(w, s, sequence, opts, seqlength=100, gclip=0.0, progress=None, steps=N
             break
         r = range(t, min(t + seqlength, len(sequence) - 1))
         value, dw = lossgradient(w, s, sequence, r)
-        kt.update(w, dw, opts, gclip=gclip)
+        kt.distributed.update(w, dw, opts, gclip=gclip)    # mean over processes
         if progress is not None:
             progress.update(value)
     return w
@@ -222,6 +222,7 @@ def run(args):
         ndev = int(len(text) * args.dev)
         trn_text, dev_text = text[:len(text) - ndev], text[len(text) - ndev:]
         sequence = minibatch(trn_text, chars, args.batchsize)
+        sequence = kt.distributed.shard(sequence, axis=1)   # this process's streams
         if len(sequence) < 2:
             raise _common.ExampleError(
                 f"{len(trn_text)} characters are too few for --batchsize "
@@ -242,9 +243,10 @@ def run(args):
         return loss(w, init_state(hidden, dev.shape[1], atype), dev, range(n))
 
     if need_data:
-        print(f"{len(text)} characters, {len(chars)} distinct; "
-              f"{len(sequence)} steps x {args.batchsize} streams for training",
-              file=sys.stderr)
+        if kt.distributed.is_root():
+            print(f"{len(text)} characters, {len(chars)} distinct; "
+                  f"{len(sequence)} steps x {args.batchsize} streams for training",
+                  file=sys.stderr)
         if dev is not None:
             history.append(_common.report("epoch", args.first_epoch - 1, "dev",
                                           dev_loss()))
@@ -255,7 +257,7 @@ def run(args):
         if args.steps is not None:
             nsub = min(nsub, args.steps)
         bar = _common.Progress(nsub, f"epoch {epoch}", enabled, unit="seq", epoch=epoch)
-        s = init_state(hidden, args.batchsize, atype)
+        s = init_state(hidden, sequence.shape[1], atype)
         t0 = time.perf_counter()
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -266,6 +268,7 @@ def run(args):
         seconds += time.perf_counter() - t0
         losses += epoch_losses
         trn = sum(epoch_losses) / len(epoch_losses)
+        trn = kt.distributed.allreduce_mean([trn])[0]       # over all streams
         dev_items = ("dev", dev_loss()) if dev is not None else ()
         history.append(_common.report("epoch", epoch, "trn", trn, *dev_items,
                                       "time", time.perf_counter() - t0))

@@ -46,7 +46,7 @@ def train(w, data, opts, progress=None):
     ``kt.update`` is the tutorial's ``w[i] -= lr * dw[i]``."""
     for x, ygold in data:
         value, dw = lossgradient(w, x, ygold)
-        kt.update(w, dw, opts)
+        kt.distributed.update(w, dw, opts)     # the mean over processes, then kt.update
         if progress is not None:
             progress.update(value)
     return w
@@ -95,7 +95,8 @@ def run(args):
     w, xtrn, ytrn, xtst, ytst = atype([w, xtrn, ytrn, xtst, ytst])
 
     # NCHW: the instances are axis 0
-    dtrn = kt.minibatch(xtrn, ytrn, args.batchsize, shuffle=args.shuffle, axis=0)
+    dtrn = kt.minibatch(xtrn, ytrn, args.batchsize, shuffle=args.shuffle, axis=0,
+                           shard=True)        # each process: its 1/P of a batch
     _common.check_batches(dtrn, args.batchsize, xtrn.shape[0], "images")
     etrn = kt.minibatch(xtrn, ytrn, 500, partial=True, axis=0)
     etst = kt.minibatch(xtst, ytst, 500, partial=True, axis=0)

@@ -42,7 +42,7 @@ def train(w, data, opts, progress=None):
     ``kt.update`` is the tutorial's ``w[i] -= lr * dw[i]``."""
     for x, ygold in data:
         value, dw = lossgradient(w, x, ygold)
-        kt.update(w, dw, opts)
+        kt.distributed.update(w, dw, opts)     # the mean over processes, then kt.update
         if progress is not None:
             progress.update(value)
     return w
@@ -107,7 +107,8 @@ def run(args):
     atype = args.atype
     w, xtrn, ytrn, xtst, ytst = atype([w, xtrn, ytrn, xtst, ytst])
 
-    dtrn = kt.minibatch(xtrn, ytrn, args.batchsize, shuffle=args.shuffle)
+    dtrn = kt.minibatch(xtrn, ytrn, args.batchsize, shuffle=args.shuffle,
+                           shard=True)        # each process: its 1/P of a batch
     _common.check_batches(dtrn, args.batchsize, xtrn.shape[1], "images")
     # evaluation in larger batches, every instance counted
     etrn = kt.minibatch(xtrn, ytrn, 1000, partial=True)
