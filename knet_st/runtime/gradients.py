@@ -159,12 +159,18 @@ def _elements(g):
     return [g.get(i) for i in range(n)]
 
 
-def setitem_grad(dx, x, index):
-    """Adjoint of ``x[index] = v`` on a list or dict: returns ``(dx, dv)``,
-    taking the element's adjoint out of ``dx`` (the old element's adjoint
-    starts again from zero)."""
+def setitem_grad(dx, x, index, v=None):
+    """Adjoint of ``x[index] = v``: returns ``(dx, dv)``, taking the written
+    region's adjoint out of ``dx`` (the old contents' adjoint starts again
+    from zero there).  ``x`` is a list or dict, or an array (``dv`` is then
+    summed to ``v``'s shape, for a value broadcast into the region)."""
     if dx is None:
         return None, None
+    if not isinstance(x, CONTAINERS):
+        dx = dense(dx).copy()
+        part = dx[index].copy()
+        dx[index] = 0
+        return dx, (unbroadcast(part, v) if v is not None else None)
     dx = as_container(dx)
     return dx, dx.pop(_key(x, index), None)
 

@@ -44,7 +44,8 @@ class Containers:
         target = stmt.targets[0]
         base = target.value
         out = []
-        if self.is_active(base) or self.is_active(stmt.value):
+        if (self.is_active(base) or self.is_active(stmt.value)) and \
+                not fact(stmt, "array_write", False):
             out.append(self.run_check("check_container", base.id, stmt))
             if base.id in self.bindings.may_grow:
                 out += self.key_for(target, 1, stmt)
@@ -66,7 +67,8 @@ class Containers:
         if K.get(d, ZERO) == ZERO:
             return []
         key = fact(target, "key") if has_fact(target, "key") else self.index_value(target.slice)
-        grad = _call(self.helper("setitem_grad"), _name(d), _name(base), key)
+        value = _name(stmt.value.id) if self.is_active(stmt.value) else _none()
+        grad = _call(self.helper("setitem_grad"), _name(d), _name(base), key, value)
         if self.is_active(stmt.value):
             part = self.names.fresh("g")
             return [_assign(ast.Tuple(elts=[_name(d, True), _name(part, True)],

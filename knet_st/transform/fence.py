@@ -56,6 +56,7 @@ def check(func, source):
         if isinstance(node, ast.FunctionDef) and node is not func:
             if node.decorator_list:
                 raise source.error("decorated nested functions", node)
-        if isinstance(node, ast.AugAssign) and not isinstance(node.target, ast.Name):
-            raise source.error("augmented assignment into an element ('x[i] += ...'): "
-                               "write 'x[i] = x[i] + ...'", node)
+        if isinstance(node, ast.AugAssign) and not isinstance(node.target,
+                                                              (ast.Name, ast.Subscript)):
+            raise source.error("augmented assignment into an attribute ('x.a += ...'): "
+                               "write 'x.a = x.a + ...'", node)

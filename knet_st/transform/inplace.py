@@ -40,6 +40,10 @@ def _new_object(value):
     """Whether an assigned value is a new array that no other name shares."""
     if isinstance(value, (ast.BinOp, ast.UnaryOp)):
         return True
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
+            value.func.attr == "copy" and not value.args and \
+            fact(value, "target").kind == "method":
+        return True
     target = fact(value, "target", None)
     if not isinstance(value, ast.Call) or target is None or target.kind != "primitive" and \
             target.kind != "nondiff":
@@ -71,6 +75,35 @@ def _sole_owner(func, var):
                 return False
     params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
     return var not in params
+
+
+def written_arrays(func, active):
+    """The names with gradients written into by ``x[i] = v`` that are arrays
+    for certain: every binding makes a new array (``np.zeros(n)``,
+    ``w.copy()``, arithmetic).  Such writes are kept in place: the adjoint
+    takes the written region's adjoint for ``v`` and zeroes it, and the
+    in-place pass copies earlier reads of the array that the backward needs."""
+    stored = {t.value.id for s in _statements(func.body) if isinstance(s, ast.Assign)
+              for t in s.targets if isinstance(t, ast.Subscript)
+              and isinstance(t.value, ast.Name)}
+    arrays = set()
+    for var in stored & set(active):
+        bindings = [s.value for s in _statements(func.body) if isinstance(s, ast.Assign)
+                    and isinstance(s.targets[0], ast.Name) and s.targets[0].id == var]
+        loops = [s for s in _statements(func.body) if isinstance(s, ast.For)
+                 and var in stored_names(s.target)]
+        params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+        if bindings and not loops and var not in params and all(
+                _new_object(b) and not (isinstance(b, ast.BinOp) and isinstance(
+                    b.left, (ast.List, ast.Tuple)) or isinstance(b, ast.BinOp) and
+                    isinstance(b.right, (ast.List, ast.Tuple))) for b in bindings):
+            arrays.add(var)
+    for stmt in _statements(func.body):
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Subscript) and \
+                isinstance(stmt.targets[0].value, ast.Name) and \
+                stmt.targets[0].value.id in arrays:
+            set_fact(stmt, "array_write", True)
+    return arrays
 
 
 def lower_out(ctx, func, active):
@@ -163,7 +196,7 @@ def _positions(body):
     return places
 
 
-def _changed_later(var, stmt, effects, places, active):
+def _changed_later(var, stmt, effects, places, settled):
     """Whether an object ``var`` holds at ``stmt`` may be changed in place after
     ``stmt`` runs: by a statement later in the code or in a loop around both.
     A parameter's object may be changed by a later call of this function, so
@@ -174,7 +207,7 @@ def _changed_later(var, stmt, effects, places, active):
     here, loops = places[id(stmt)]
     for key, objects, through in effects.changes:
         common = objects & reached
-        if not common or key not in places or through <= active:
+        if not common or key not in places or through <= settled:
             continue
         there, their_loops = places[key]
         if there > here or loops & their_loops or any(o[0] == "param" for o in common):
@@ -182,11 +215,12 @@ def _changed_later(var, stmt, effects, places, active):
     return False
 
 
-def snapshot_reads(ctx, func, effects, active, callee_mutates):
+def snapshot_reads(ctx, func, effects, active, callee_mutates, arrays=frozenset()):
     """Copies values where the backward pass reads them and they may change in
     place later (see the module doc); returns the active names, the copies of
-    active names among them."""
+    active names among them.  ``arrays`` are the :func:`written_arrays`."""
     active = set(active)
+    settled = active - set(arrays)
     places = _positions(func.body)
 
     def header(stmt):
@@ -202,7 +236,7 @@ def snapshot_reads(ctx, func, effects, active, callee_mutates):
             reads = _reads_backward(stmt, active, callee_mutates) & effects.unstable
             wanted = sorted(v for v in reads if id(stmt) not in places and v not in active
                             or id(stmt) in places and
-                            _changed_later(v, stmt, effects, places, active))
+                            _changed_later(v, stmt, effects, places, settled))
             if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
                 wanted = []
             renames = {}

@@ -106,6 +106,15 @@ class Normalizer:
             self.stmt_Assign(ast.Assign(targets=[stmt.target], value=stmt.value))
 
     def stmt_AugAssign(self, stmt):
+        # x[i] += v reads, adds and writes back: x[i] = x[i] + v (an element
+        # that is itself an array is replaced, not changed in place).
+        if isinstance(stmt.target, ast.Subscript):
+            load = copy.deepcopy(stmt.target)
+            load.ctx = ast.Load()
+            self.stmt_Assign(ast.copy_location(ast.Assign(
+                targets=[stmt.target], value=ast.BinOp(left=load, op=stmt.op,
+                                                       right=stmt.value)), stmt))
+            return
         # Kept as ``x += v`` (v an atom): on an array it changes the array in
         # place, which the reverse pass keeps for values without gradients and
         # refuses for arrays with (see reverse.lower_augmented).

@@ -18,7 +18,7 @@ from .assemble import assemble
 from .bindings import bindings_of
 from .effects import function_effects
 from .fence import check
-from .inplace import lower_out, snapshot_reads
+from .inplace import lower_out, snapshot_reads, written_arrays
 from .jumps import lower
 from .lift import lift
 from .names import Names
@@ -81,10 +81,11 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
     effects = function_effects(tree, calls.mutated)                         # effects
     active = analyze(tree.body, wrt, calls.stored)                          # activity
     before = bindings_of(tree, params)                                      # prepare
-    check_aliasing(ctx, tree, params, active, before)
+    arrays = written_arrays(tree, active)
+    check_aliasing(ctx, tree, params, active, before, arrays)
     active = lower_out(ctx, tree, active)
     active = lower_augmented(ctx, tree, active)
-    active = snapshot_reads(ctx, tree, effects, active, calls.mutated)
+    active = snapshot_reads(ctx, tree, effects, active, calls.mutated, arrays)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)
     reverse = Reverse(ctx, bindings_of(tree, params), active, wrt, mixed,

@@ -19,11 +19,11 @@ from .activity import value_active
 from .trees import name as _name
 
 
-def check_aliasing(ctx, func, params, active, bindings):
+def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
     """A list or dict that is modified (``s[i] = v``, ``s.append(v)``) while it
     carries gradients must be reachable under one name only: its adjoint is
     kept per name.  Refuses the programs where that does not hold."""
-    mutated = {v for v in bindings.containers if v in active}
+    mutated = {v for v in bindings.containers if v in active} - set(arrays)
     if not mutated:
         return
     for p in params:
