@@ -43,6 +43,13 @@ class GradFunction:
         self.nparams = len(self.signature.parameters)
         self.single = not isinstance(wrt, (tuple, list))
         self.wrt = check_wrt(fn, self.signature, wrt)
+        # A bound method or functools.partial: the plain function underneath,
+        # with the values already given (self, the partial's arguments).
+        self.target, self.prefix, self.keywords = _underlying(fn)
+        self.target_signature = inspect.signature(self.target)
+        names = list(self.target_signature.parameters)
+        given = list(self.signature.parameters)
+        self.target_wrt = tuple(names.index(given[i]) for i in self.wrt)
         self.verbose = verbose
         self.value = value
         self._compiled = None
@@ -55,13 +62,16 @@ class GradFunction:
         on first use, and again whenever a name it resolved means something else."""
         compiled = self._compiled
         if compiled is None or not deps_valid(compiled[3]):
-            key = (self.fn.__code__, self.wrt, _closure_key(self.fn), id(self.fn.__globals__))
+            target = self.target
+            classes = self._classes()
+            key = (target.__code__, self.target_wrt, _closure_key(target),
+                   id(target.__globals__), tuple(classes.items()))
             compiled = _cache.get(key)
             if compiled is None or not deps_valid(compiled[3]):
                 try:
-                    compiled = Compiler().compile_top(self.fn, self.wrt)
+                    compiled = Compiler().compile_top(target, self.target_wrt, classes)
                 except TransformError as e:     # ends the traceback at the user's line
-                    exec(*_raise_at_user_line(e, self.fn))
+                    exec(*_raise_at_user_line(e, target))
                     raise
                 _cache[key] = compiled
                 if len(_cache) > _CACHE_SIZE:
@@ -71,6 +81,15 @@ class GradFunction:
             _cache.move_to_end(key)
             self._compiled = compiled
         return compiled
+
+    def _classes(self):
+        """A bound method's ``self`` parameter and its class: its own method
+        calls (``self.predict(x)``) are then differentiated too."""
+        if self.prefix and self.target is not self.fn and inspect.ismethod(
+                self.fn if not isinstance(self.fn, functools.partial) else self.fn.func):
+            first = next(iter(self.target_signature.parameters))
+            return {first: type(self.prefix[0])}
+        return {}
 
     def source(self):
         """The generated Python source of the forward and backward functions."""
@@ -85,7 +104,13 @@ class GradFunction:
 
     def __call__(self, *args, **kwargs):
         fwd, bwd = self.compiled()[:2]
-        if kwargs or len(args) != self.nparams:
+        if self.target is not self.fn:
+            bound = self.signature.bind(*args, **kwargs)
+            full = self.target_signature.bind(*self.prefix,
+                                              **{**self.keywords, **bound.arguments})
+            full.apply_defaults()
+            args = tuple(full.arguments.values())
+        elif kwargs or len(args) != self.nparams:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             args = tuple(bound.arguments.values())
@@ -108,15 +133,29 @@ class GradFunction:
             _note_generated(exc, self._compiled.lines)
             raise
         if self.single:
-            result = materialize(grads, args[self.wrt[0]])
+            result = materialize(grads, args[self.target_wrt[0]])
         else:
             if len(self.wrt) == 1:
                 grads = (grads,)
-            result = tuple([materialize(g, args[i]) for g, i in zip(grads, self.wrt)])
+            result = tuple([materialize(g, args[i]) for g, i in zip(grads, self.target_wrt)])
         return (out, result) if self.value else result
 
     def __repr__(self):
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
+
+
+def _underlying(fn):
+    """``(function, leading arguments, keyword arguments)`` of a bound method or
+    a ``functools.partial`` (nested ones too); a plain function is itself."""
+    if isinstance(fn, functools.partial):
+        target, prefix, keywords = _underlying(fn.func)
+        return target, prefix + tuple(fn.args), {**keywords, **fn.keywords}
+    if inspect.ismethod(fn):
+        target, prefix, keywords = _underlying(fn.__func__)
+        return target, (fn.__self__,) + prefix, keywords
+    if not hasattr(fn, "__code__"):
+        raise TypeError(f"grad() needs a Python function defined with def, got {fn!r}")
+    return fn, (), {}
 
 
 def _note_generated(exc, lines):

@@ -83,3 +83,74 @@ def elements_of_a_list(w):
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_writes_into_arrays(f, args, wrt):
     check_grad(f, args, wrt=wrt)
+
+
+# ---------------------------------------------- bound methods, functools.partial
+
+class Model:
+    def __init__(self, scale):
+        self.scale = scale
+
+    def predict(self, w, x):
+        return np.tanh(w @ x) * self.scale
+
+    def loss(self, w, x):
+        return np.sum(self.scale * np.sin(w @ x) ** 2)
+
+
+def scaled_loss(w, x, scale=1.0, power=2):
+    return np.sum(np.tanh(w @ x) ** power) * scale
+
+
+def test_bound_method():
+    import knet_st as kt
+    m = Model(1.5)
+    w, x = rnd(2, 3), rnd(3)
+    check_grad(m.loss, (w, x))
+    dw, dx = kt.grad(m.loss, wrt=(0, 1))(w, x)       # wrt counts after self
+    assert dw.shape == w.shape and dx.shape == x.shape
+
+
+def test_partial():
+    import functools
+    import knet_st as kt
+    w, x = rnd(2, 3), rnd(3)
+    f = functools.partial(scaled_loss, scale=3.0, power=3)
+    check_grad(f, (w, x))
+    g = functools.partial(scaled_loss, w)            # w given: x is position 0 now
+    dx = kt.grad(g)(x, scale=2.0)
+    check_grad(lambda_free_x_loss, (x, w))
+    assert np.allclose(dx, kt.grad(lambda_free_x_loss)(x, w))
+
+
+def lambda_free_x_loss(x, w):
+    return scaled_loss(w, x, scale=2.0)
+
+
+class Network:
+    def __init__(self, depth):
+        self.depth = depth
+
+    def layer(self, w, h):
+        return np.tanh(w @ h)
+
+    def predict(self, ws, x):
+        h = x
+        for i in range(self.depth):
+            h = self.layer(ws[i], h)
+        return h
+
+    def loss(self, ws, x, y):
+        return np.sum((self.predict(ws, x) - y) ** 2)
+
+
+class Deeper(Network):
+    def layer(self, w, h):                     # the subclass's method is the one called
+        return np.sin(w @ h)
+
+
+@pytest.mark.parametrize("cls", [Network, Deeper])
+def test_method_calling_methods_of_self(cls):
+    net = cls(2)
+    ws = [rnd(3, 3) * 0.5, rnd(3, 3) * 0.5]
+    check_grad(net.loss, (ws, rnd(3), rnd(3)))

@@ -49,9 +49,9 @@ class TrackingEnvironment(Environment):
     """An :class:`Environment` that records what it resolved, so that a cached
     gradient notices when a function it depends on is redefined."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, classes=None):
         env = Environment.of(fn)
-        super().__init__(env.globals, env.closure)
+        super().__init__(env.globals, env.closure, classes)
         self.cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
         self.deps = []
 
@@ -115,6 +115,7 @@ class Compiler:
         self.functions = []
         self.deps = []
         self.summaries = {}
+        self.top_function, self.top_classes = None, {}
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -130,13 +131,22 @@ class Compiler:
                                             parent.local_functions)
             return self.units[key]
         fn = target.obj
-        key = ("user", fn)
+        classes = self._receiver_classes(target, fn)
+        key = ("user", fn, tuple(sorted(classes.items(), key=lambda kv: kv[0])))
         if key not in self.units:
             tree, source = parse_and_fence(fn)
-            env = TrackingEnvironment(fn)
+            env = TrackingEnvironment(fn, classes)
             self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
             self.deps.append(env.deps)
         return self.units[key]
+
+    def _receiver_classes(self, target, fn):
+        """The classes known for ``fn``'s parameters: its receiver's, when it is
+        called as a method of a local of known class."""
+        if target.receiver is None:
+            return dict(self.top_classes) if fn is self.top_function else {}
+        first = next(iter(inspect.signature(fn).parameters))
+        return {first: target.receiver_class}
 
     def request(self, target, pattern, caller=None):
         """The (forward, backward) function names of ``target`` differentiated
@@ -240,8 +250,11 @@ class Compiler:
             signature = inspect.signature(target.obj)
         else:
             signature = _signature(unit.tree)
+        args = list(call.args)
+        if target.receiver is not None:          # self.method(x): method(self, x)
+            args.insert(0, ast.Name(target.receiver, ast.Load()))
         try:
-            bound = signature.bind(*range(len(call.args)),
+            bound = signature.bind(*range(len(args)),
                                    **{k.arg: i for i, k in enumerate(call.keywords)})
         except TypeError as exc:
             raise caller.source.error(f"{unit.name}(): {exc}", call) from None
@@ -250,7 +263,7 @@ class Compiler:
             if name in bound.arguments:
                 i = bound.arguments[name]
                 keyword = [k for k in call.keywords if k.arg == name]
-                nodes.append(keyword[0].value if keyword else call.args[i])
+                nodes.append(keyword[0].value if keyword else args[i])
             elif isinstance(param.default, ast.AST):
                 nodes.append(copy.deepcopy(param.default))
             elif isinstance(param.default, _SIMPLE):
@@ -262,10 +275,12 @@ class Compiler:
 
     # -- the module ------------------------------------------------------------
 
-    def compile_top(self, fn, wrt):
+    def compile_top(self, fn, wrt, classes=None):
         """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
         returns the forward and backward functions, the generated source and
-        the names the code resolved (to notice redefinitions)."""
+        the names the code resolved (to notice redefinitions).  ``classes``
+        maps parameters of a known class (a method's ``self``) to it."""
+        self.top_function, self.top_classes = fn, dict(classes or {})
         target = Target("user", fn, fn.__name__)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:

@@ -25,10 +25,15 @@ from .registry import is_nondifferentiable, refusal, rule_for
 
 @dataclass
 class Target:
-    """What a call refers to: ``kind`` (see the module doc), the object, its name."""
+    """What a call refers to: ``kind`` (see the module doc), the object, its
+    name; for a method of a user class called on a local of known class
+    (``self.predict(x)``), ``receiver`` is that local's name (the function's
+    first argument) and ``receiver_class`` its class."""
     kind: str
     obj: object = None
     name: str = ""
+    receiver: str = None
+    receiver_class: type = None
 
     def __deepcopy__(self, memo):
         return self
@@ -38,9 +43,10 @@ class Environment:
     """The global names a function sees: its closure cells, module globals,
     builtins.  ``lookup`` raises ``KeyError`` for an unknown name."""
 
-    def __init__(self, globals_, closure=None):
+    def __init__(self, globals_, closure=None, classes=None):
         self.globals = globals_
         self.closure = closure or {}
+        self.classes = classes or {}     # parameter name -> its class, where known
 
     @classmethod
     def of(cls, fn):
@@ -73,6 +79,18 @@ def classify(obj, name=""):
     if isinstance(obj, types.FunctionType):
         return Target("user", obj, name)
     return Target("opaque", obj, name)
+
+
+def _user_method(cls, attr):
+    """The plain function ``cls.attr`` (not a static or class method, not a
+    property), or ``None``."""
+    if cls is None:
+        return None
+    for klass in cls.__mro__:
+        if attr in vars(klass):
+            value = vars(klass)[attr]
+            return value if isinstance(value, types.FunctionType) else None
+    return None
 
 
 def dotted_root(node):
@@ -124,6 +142,10 @@ def _resolve(call, env, local_names, local_functions, source):
     if isinstance(func, ast.Attribute):
         root = dotted_root(func)
         if isinstance(root, ast.Name) and root.id in local_names:
+            method = _user_method(env.classes.get(root.id), func.attr)
+            if func.value is root and method is not None:
+                return Target("user", method, f"{root.id}.{func.attr}", receiver=root.id,
+                              receiver_class=env.classes[root.id])
             if func.value is root:
                 return Target("method", None, func.attr)
             return Target("dynamic", None, ast.unparse(func))
