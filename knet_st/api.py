@@ -4,6 +4,7 @@ import collections
 import functools
 import inspect
 import linecache
+import types
 
 import numpy as np
 
@@ -52,24 +53,32 @@ class GradFunction:
         self.target_wrt = tuple(names.index(given[i]) for i in self.wrt)
         self.verbose = verbose
         self.value = value
-        self._compiled = None
+        self._compiled, self._fkey = None, None
         functools.update_wrapper(self, fn, updated=())
         if verbose:
             print(self.source())
 
-    def compiled(self):
-        """The compiled ``(forward, backward, source, dependencies)``: transformed
-        on first use, and again whenever a name it resolved means something else."""
+    def compiled(self, functions=None):
+        """The compiled ``(forward, backward, source, dependencies, lines)``:
+        transformed on first use, and again whenever a name it resolved means
+        something else, or a parameter holds another function (``functions``:
+        parameter name to the function it holds in this call; by default the
+        functions that are parameter defaults)."""
+        if functions is None:
+            functions = {name: p.default for name, p in self.target_signature.parameters.items()
+                         if _is_function(p.default)}
+        fkey = tuple((k, id(v)) for k, v in functions.items())
         compiled = self._compiled
-        if compiled is None or not deps_valid(compiled[3]):
+        if compiled is None or not deps_valid(compiled[3]) or self._fkey != fkey:
             target = self.target
             classes = self._classes()
             key = (target.__code__, self.target_wrt, _closure_key(target),
-                   id(target.__globals__), tuple(classes.items()))
+                   id(target.__globals__), tuple(classes.items()), fkey)
             compiled = _cache.get(key)
             if compiled is None or not deps_valid(compiled[3]):
                 try:
-                    compiled = Compiler().compile_top(target, self.target_wrt, classes)
+                    compiled = Compiler().compile_top(target, self.target_wrt, classes,
+                                                      functions)
                 except TransformError as e:     # ends the traceback at the user's line
                     exec(*_raise_at_user_line(e, target))
                     raise
@@ -79,7 +88,7 @@ class GradFunction:
                 if self.verbose and self._compiled is not None:
                     print(compiled[2])
             _cache.move_to_end(key)
-            self._compiled = compiled
+            self._compiled, self._fkey = compiled, fkey
         return compiled
 
     def _classes(self):
@@ -103,7 +112,6 @@ class GradFunction:
         return self.compiled()[0]
 
     def __call__(self, *args, **kwargs):
-        fwd, bwd = self.compiled()[:2]
         if self.target is not self.fn:
             bound = self.signature.bind(*args, **kwargs)
             full = self.target_signature.bind(*self.prefix,
@@ -114,6 +122,9 @@ class GradFunction:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             args = tuple(bound.arguments.values())
+        functions = {name: a for name, a in zip(self.target_signature.parameters, args)
+                     if _is_function(a)}
+        fwd, bwd = self.compiled(functions)[:2]
         token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
         try:
             out, saved = fwd(*args)
@@ -142,6 +153,11 @@ class GradFunction:
 
     def __repr__(self):
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
+
+
+def _is_function(obj):
+    """Whether an argument is a function the differentiated code may call."""
+    return isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, np.ufunc))
 
 
 def _underlying(fn):

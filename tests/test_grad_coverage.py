@@ -4,6 +4,7 @@ float64 central differences: writes into arrays, ``x[i] += v``, and more."""
 import numpy as np
 import pytest
 
+import knet_st as kt
 from gradcheck import check_grad
 
 R = np.random.default_rng(7)
@@ -154,3 +155,52 @@ def test_method_calling_methods_of_self(cls):
     net = cls(2)
     ws = [rnd(3, 3) * 0.5, rnd(3, 3) * 0.5]
     check_grad(net.loss, (ws, rnd(3), rnd(3)))
+
+
+# ------------------------------------------------ functions held in parameters
+
+def dense(W, x, act=np.tanh):
+    return act(W @ x)
+
+
+def my_act(z):
+    return z * np.exp(-z * z)
+
+
+def net_default(W, x):
+    return np.sum(dense(W, x) ** 2)
+
+
+def net_given(W, x):
+    h = dense(W, x, act=kt.sigm)
+    g = dense(W, x, my_act)
+    return np.sum(h * g)
+
+
+def net_passed_in(W, x, act):
+    return np.sum(dense(W, x, act) ** 2)
+
+
+def apply_twice(f, W, x):
+    return f(W @ f(W @ x))
+
+
+def net_through_two_levels(W, x):
+    return np.sum(apply_twice(np.sin, W, x))
+
+
+def test_function_valued_parameters():
+    import knet_st as kt
+    W, x = rnd(3, 3), rnd(3)
+    check_grad(net_default, (W, x))
+    check_grad(net_given, (W, x))
+    check_grad(net_through_two_levels, (W, x))
+    for act in (np.tanh, kt.relu, my_act):
+        g = kt.grad(net_passed_in)(W, x, act)
+        h = 1e-6
+        num = np.zeros_like(W)
+        for i in np.ndindex(W.shape):
+            d = np.zeros_like(W)
+            d[i] = h
+            num[i] = (net_passed_in(W + d, x, act) - net_passed_in(W - d, x, act)) / (2 * h)
+        assert np.allclose(g, num, atol=1e-5), act

@@ -571,15 +571,10 @@ def item_grad(g, a, args):
 
 
 def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):
-    """Adjoint of ``np.linalg.norm(x, ord, axis)``: the 2-norm (Frobenius for
-    matrices) and the 1-norm of vectors."""
-    vector = np.ndim(x) == 1 or axis is not None and not isinstance(axis, tuple)
-    if ord == 1 and vector:
-        return np.sign(x) * _expand(g, x, axis, keepdims)
-    if ord not in (None, 2, "fro") or (ord == 2 and not vector):
-        from ..errors import TransformError
-        raise TransformError(f"no gradient is defined for np.linalg.norm with ord={ord!r}")
-    return x * (_expand(g, x, axis, keepdims) / _expand(y, x, axis, keepdims))
+    """Adjoint of ``np.linalg.norm(x, ord, axis)``, every ``ord`` and ``axis``
+    (see :func:`knet_st.runtime.linalg_grads.norm_grad`)."""
+    from .linalg_grads import norm_grad
+    return norm_grad(g, y, x, ord, axis, keepdims)
 
 
 def positions(xs):

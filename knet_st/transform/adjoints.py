@@ -644,3 +644,5 @@ def pool(dy, y, x, window=2, padding=0, stride=None, mode="max"):
 
 
 nondifferentiable(_nn.dropout_mask, _nn.accuracy, _nn.is_training)
+
+from . import adjoints_more  # noqa: E402,F401  (einsum, np.linalg, sorting, splits...)

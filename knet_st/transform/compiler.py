@@ -49,9 +49,9 @@ class TrackingEnvironment(Environment):
     """An :class:`Environment` that records what it resolved, so that a cached
     gradient notices when a function it depends on is redefined."""
 
-    def __init__(self, fn, classes=None):
+    def __init__(self, fn, classes=None, functions=None):
         env = Environment.of(fn)
-        super().__init__(env.globals, env.closure, classes)
+        super().__init__(env.globals, env.closure, classes, functions)
         self.cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
         self.deps = []
 
@@ -115,7 +115,7 @@ class Compiler:
         self.functions = []
         self.deps = []
         self.summaries = {}
-        self.top_function, self.top_classes = None, {}
+        self.top_function, self.top_classes, self.top_functions = None, {}, {}
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -132,10 +132,14 @@ class Compiler:
             return self.units[key]
         fn = target.obj
         classes = self._receiver_classes(target, fn)
-        key = ("user", fn, tuple(sorted(classes.items(), key=lambda kv: kv[0])))
+        functions = dict(target.functions)
+        if fn is self.top_function and not target.functions:
+            functions = dict(self.top_functions)
+        key = ("user", fn, tuple(sorted(classes.items(), key=lambda kv: kv[0])),
+               tuple(sorted(((k, id(v)) for k, v in functions.items()))))
         if key not in self.units:
             tree, source = parse_and_fence(fn)
-            env = TrackingEnvironment(fn, classes)
+            env = TrackingEnvironment(fn, classes, functions)
             self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
             self.deps.append(env.deps)
         return self.units[key]
@@ -275,12 +279,14 @@ class Compiler:
 
     # -- the module ------------------------------------------------------------
 
-    def compile_top(self, fn, wrt, classes=None):
+    def compile_top(self, fn, wrt, classes=None, functions=None):
         """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
         returns the forward and backward functions, the generated source and
         the names the code resolved (to notice redefinitions).  ``classes``
-        maps parameters of a known class (a method's ``self``) to it."""
+        maps parameters of a known class (a method's ``self``) to it,
+        ``functions`` parameters that hold a function to it."""
         self.top_function, self.top_classes = fn, dict(classes or {})
+        self.top_functions = dict(functions or {})
         target = Target("user", fn, fn.__name__)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:

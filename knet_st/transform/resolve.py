@@ -16,8 +16,11 @@ A call is one of:
 
 import ast
 import builtins
+import inspect
 import types
 from dataclasses import dataclass
+
+import numpy as np
 
 from .facts import fact, set_fact
 from .registry import is_nondifferentiable, refusal, rule_for
@@ -28,12 +31,15 @@ class Target:
     """What a call refers to: ``kind`` (see the module doc), the object, its
     name; for a method of a user class called on a local of known class
     (``self.predict(x)``), ``receiver`` is that local's name (the function's
-    first argument) and ``receiver_class`` its class."""
+    first argument) and ``receiver_class`` its class.  ``functions`` are the
+    ``(parameter, function)`` pairs of a user function's parameters that
+    receive a known function (``act=np.tanh``): the callee calls it."""
     kind: str
     obj: object = None
     name: str = ""
     receiver: str = None
     receiver_class: type = None
+    functions: tuple = ()
 
     def __deepcopy__(self, memo):
         return self
@@ -43,10 +49,11 @@ class Environment:
     """The global names a function sees: its closure cells, module globals,
     builtins.  ``lookup`` raises ``KeyError`` for an unknown name."""
 
-    def __init__(self, globals_, closure=None, classes=None):
+    def __init__(self, globals_, closure=None, classes=None, functions=None):
         self.globals = globals_
         self.closure = closure or {}
         self.classes = classes or {}     # parameter name -> its class, where known
+        self.functions = functions or {}     # parameter name -> the function it holds
 
     @classmethod
     def of(cls, fn):
@@ -81,6 +88,63 @@ def classify(obj, name=""):
     return Target("opaque", obj, name)
 
 
+def _is_function(obj):
+    """Whether ``obj`` is a function a parameter may hold and a callee call."""
+    return isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or \
+        rule_for(obj) is not None
+
+
+def _value_of(node, env, local_names, dotted):
+    """The object an argument node names, if it is a known function: a global
+    (``np.tanh``, ``kt.sigm``, a user function) or a parameter known to hold one."""
+    if isinstance(node, ast.Name):
+        if node.id in env.functions:
+            return env.functions[node.id]
+        if node.id in dotted:
+            return _value_of(dotted[node.id], env, local_names, {})
+        if node.id in local_names:
+            return None
+    root = dotted_root(node)
+    if not isinstance(root, ast.Name) or root.id in local_names:
+        return None
+    try:
+        obj = env.lookup(root.id)
+        path = []
+        while isinstance(node, ast.Attribute):
+            path.append(node.attr)
+            node = node.value
+        for attr in reversed(path):
+            obj = getattr(obj, attr)
+    except (KeyError, AttributeError):
+        return None
+    return obj if _is_function(obj) else None
+
+
+def _with_functions(target, call, env, local_names, dotted):
+    """A user function's target with the known functions its parameters get
+    (arguments that name one, or defaults that are one)."""
+    if target.kind != "user":
+        return target
+    try:
+        signature = inspect.signature(target.obj)
+        bound = signature.bind_partial(*call.args, **{k.arg: k.value for k in call.keywords
+                                                       if k.arg is not None})
+    except (TypeError, ValueError):
+        return target
+    functions = []
+    for name, param in signature.parameters.items():
+        if name in bound.arguments:
+            obj = _value_of(bound.arguments[name], env, local_names, dotted) \
+                if isinstance(bound.arguments[name], ast.AST) else None
+        else:
+            obj = param.default if _is_function(param.default) else None
+        if obj is not None:
+            functions.append((name, obj))
+    if functions:
+        target.functions = tuple(functions)
+    return target
+
+
 def _user_method(cls, attr):
     """The plain function ``cls.attr`` (not a static or class method, not a
     property), or ``None``."""
@@ -106,13 +170,22 @@ def resolve_calls(tree, env, local_functions, source):
     params = [a.arg for a in tree.args.posonlyargs + tree.args.args + tree.args.kwonlyargs]
     local_names = set(params) | {n.id for n in ast.walk(tree)
                                  if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    # Temporaries the normalizer bound once to a dotted name (t = kt.sigm).
+    stores = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              and isinstance(n.targets[0], ast.Name)]
+    counts = {}
+    for n in stores:
+        counts[n.targets[0].id] = counts.get(n.targets[0].id, 0) + 1
+    dotted = {n.targets[0].id: n.value for n in stores if counts[n.targets[0].id] == 1
+              and n.targets[0].id not in params
+              and isinstance(n.value, (ast.Attribute, ast.Name))}
 
     def visit(node, stmt):
         for child in ast.iter_child_nodes(node):
             where = child if isinstance(child, ast.stmt) else stmt
             if isinstance(child, ast.Call):
-                set_fact(child, "target", resolve_call(child, env, local_names,
-                                                       local_functions, source))
+                set_fact(child, "target", _resolve(child, env, local_names,
+                                                   local_functions, source, dotted))
                 if fact(child, "target").kind == "refused":
                     raise source.error(refusal(fact(child, "target").obj), where)
             visit(child, where)
@@ -120,12 +193,7 @@ def resolve_calls(tree, env, local_functions, source):
     visit(tree, tree)
 
 
-def resolve_call(call, env, local_names, local_functions, source):
-    """The :class:`Target` of an ``ast.Call`` in normalized code."""
-    return _resolve(call, env, local_names, local_functions, source)
-
-
-def _resolve(call, env, local_names, local_functions, source):
+def _resolve(call, env, local_names, local_functions, source, dotted):
     runtime = fact(call, "runtime", None)
     if runtime:
         return Target("nondiff", None, runtime)
@@ -133,12 +201,16 @@ def _resolve(call, env, local_names, local_functions, source):
     if isinstance(func, ast.Name):
         if func.id in local_functions:
             return Target("local", local_functions[func.id], func.id)
+        if func.id in env.functions:
+            target = classify(env.functions[func.id], func.id)
+            return _with_functions(target, call, env, local_names, dotted)
         if func.id in local_names:
             return Target("dynamic", None, func.id)
         try:
-            return classify(env.lookup(func.id), func.id)
+            target = classify(env.lookup(func.id), func.id)
         except (KeyError, AttributeError):
             raise source.error(f"name {func.id!r} is not defined", call) from None
+        return _with_functions(target, call, env, local_names, dotted)
     if isinstance(func, ast.Attribute):
         root = dotted_root(func)
         if isinstance(root, ast.Name) and root.id in local_names:
