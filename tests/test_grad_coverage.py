@@ -204,3 +204,68 @@ def test_function_valued_parameters():
             d[i] = h
             num[i] = (net_passed_in(W + d, x, act) - net_passed_in(W - d, x, act)) / (2 * h)
         assert np.allclose(g, num, atol=1e-5), act
+
+
+# ----------------------------------------------- lists, tuples, dicts, builtins
+
+def cell(w, h, c):
+    return np.tanh(w @ h + c), np.sin(c)
+
+
+def copy_of_state_then_changed(w, state):
+    s = list(state)
+    s[0], s[1] = cell(w, s[0], s[1])
+    return np.sum(s[0] * s[1]) + np.sum(state[0])
+
+
+def concatenated_layers(w, x):
+    enc = [w[0], w[1]]
+    dec = [w[2]]
+    layers = enc + dec
+    h = x
+    for layer in layers:
+        h = np.tanh(layer @ h)
+    return np.sum(h)
+
+
+def slots_filled_in_a_loop(w, x):
+    T = 3
+    hs = [None] * T
+    h = x
+    for t in range(T):
+        h = np.tanh(w @ h)
+        hs[t] = h
+    return np.sum(hs[0] * hs[2]) + np.sum(hs[1])
+
+
+def tuple_concatenation(x):
+    t = (x, x * 2)
+    u = t + (x * 3,) + t
+    return np.sum(u[2] * u[1] * u[4])
+
+
+def repeated_list(x):
+    l = [x, x * 0.5] * 3
+    return np.sum(l[0] * l[3] * l[5])
+
+
+def dict_get(w):
+    d = {"a": w * 2.0}
+    return np.sum(d.get("a", w) * d.get("b", w * 3.0))
+
+
+def extrema_of_many(x):
+    return max(x[0], x[1] * 2.0, x[2]) + min(x[0], x[1], x[2] * 0.5, 0.1)
+
+
+@pytest.mark.parametrize("f, args, wrt", [
+    (copy_of_state_then_changed, (rnd(3, 3), [rnd(3), rnd(3)]), (0, 1)),
+    (concatenated_layers, ([rnd(3, 3), rnd(3, 3), rnd(2, 3)], rnd(3)), 0),
+    (slots_filled_in_a_loop, (rnd(3, 3) * 0.5, rnd(3)), (0, 1)),
+    (tuple_concatenation, (rnd(3),), 0),
+    (repeated_list, (rnd(3),), 0),
+    (dict_get, (rnd(3),), 0),
+    (extrema_of_many, (np.array([0.3, -0.2, 0.9]),), 0),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_containers_and_builtins(f, args, wrt):
+    check_grad(f, args, wrt=wrt)

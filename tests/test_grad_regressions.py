@@ -264,7 +264,7 @@ def J3_comprehension_filter(xs):
 
 
 
-REFUSED = {"C9_list_repeat", 'W10_augassign_alias', 'W11_tuple_concat', 'C14_append_to_returned_list', 'W12_list_concat'}
+REFUSED = {'W10_augassign_alias', 'C14_append_to_returned_list'}
 UNSUPPORTED = set()
 
 

@@ -11,7 +11,7 @@ import inspect
 from typing import NamedTuple
 
 from ..runtime import gradients as rt
-from . import adjoints  # noqa: F401  (registers the rules)
+from . import adjoints, adjoints_python  # noqa: F401  (register the rules)
 from .context import Context
 from .effects import mutated_parameters, stored_parameters
 from .facts import fact, set_fact

@@ -383,6 +383,14 @@ class Normalizer:
                                comparators=[self.atom(c) for c in expr.comparators])
         if isinstance(expr, ast.Call):
             func = expr.func
+            if isinstance(func, ast.Name) and func.id in ("max", "min") and \
+                    func.id in self.global_names and len(expr.args) > 2 and \
+                    not expr.keywords and not any(isinstance(a, ast.Starred)
+                                                  for a in expr.args):
+                # max(a, b, c) is max(max(a, b), c): the rule takes two values
+                inner = ast.Call(func=func, args=expr.args[:-1], keywords=[])
+                return ast.Call(func=func, args=[self.atom(inner), self.atom(expr.args[-1])],
+                                keywords=[])
             if isinstance(func, ast.Attribute) and not self.dotted(func):
                 func = ast.Attribute(value=self.atom(func.value), attr=func.attr,
                                      ctx=ast.Load())

@@ -25,7 +25,8 @@ from .names import Names
 from .normalize import global_names, normalize
 from .optimize import hoist_checks, propagate_copies
 from .parse import parse_function
-from .prepare import check_aliasing, insert_live_flags, lower_augmented, sparse_adjoints
+from .prepare import (check_aliasing, insert_live_flags, lower_augmented, lower_sequences,
+                      sparse_adjoints)
 from .resolve import resolve_calls
 from .reverse import Reverse
 
@@ -78,6 +79,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
     tree = copy.deepcopy(unit.tree)
     params = unit.params
     wrt = [params[i] for i in pattern]
+    lower_sequences(ctx, tree)
     effects = function_effects(tree, calls.mutated)                         # effects
     active = analyze(tree.body, wrt, calls.stored)                          # activity
     before = bindings_of(tree, params)                                      # prepare

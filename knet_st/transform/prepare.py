@@ -14,7 +14,8 @@ import ast
 
 import numpy as np
 
-from .facts import fact
+from .facts import fact, set_fact
+from .resolve import Target
 from .activity import value_active
 from .trees import name as _name
 
@@ -39,8 +40,10 @@ def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
     for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
         if isinstance(stmt, ast.Assign):
             target, value = stmt.targets[0], stmt.value
-            fresh_call = isinstance(value, ast.Call) and not value.args and \
-                not value.keywords and fact(value, "target").obj in (list, dict)
+            # list(), dict(), copies list(xs), tuple(xs), a + b, [x] * n: new ones
+            fresh_call = isinstance(value, ast.Call) and not value.keywords and (
+                fact(value, "target").obj in (list, dict, tuple) and len(value.args) <= 1
+                or fact(value, "target").name in ("seq_concat", "seq_repeat"))
             if isinstance(target, ast.Name) and target.id in mutated and not fresh_call:
                 if isinstance(value, ast.Name):
                     refuse(target.id, stmt, f"is also named {value.id!r}")
@@ -64,6 +67,52 @@ def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
                     refuse(arg.id, stmt, "also stored inside another list")
         elif isinstance(stmt, ast.For) and stmt.target.id in mutated:
             refuse(stmt.target.id, stmt, "is a loop variable")
+
+
+def lower_sequences(ctx, func):
+    """``a + b`` and ``a * n`` on lists or tuples (known as such: displays,
+    ``list(...)``, ``tuple(...)`` and names bound only to these) become calls of
+    ``seq_concat`` and ``seq_repeat``, whose adjoints split and fold the
+    sequences' adjoints."""
+    from ..runtime import sequences
+
+    def is_display(value, known):
+        return isinstance(value, (ast.List, ast.Tuple, ast.ListComp)) or \
+            isinstance(value, ast.Name) and value.id in known or \
+            isinstance(value, ast.Call) and fact(value, "target", None) is not None and \
+            fact(value, "target").obj in (list, tuple, sequences.seq_concat,
+                                          sequences.seq_repeat)
+
+    assigns = [n for n in ast.walk(func) if isinstance(n, ast.Assign)
+               and isinstance(n.targets[0], ast.Name)]
+    loops = {n.id for s in ast.walk(func) if isinstance(s, ast.For)
+             for n in ast.walk(s.target) if isinstance(n, ast.Name)}
+    known, grown = set(), True
+    while grown:
+        grown = False
+        for name in {a.targets[0].id for a in assigns} - known - loops:
+            values = [a.value for a in assigns if a.targets[0].id == name]
+            if all(is_display(v, known) or isinstance(v, ast.BinOp) and
+                   isinstance(v.op, (ast.Add, ast.Mult)) and
+                   (is_display(v.left, known) or is_display(v.right, known))
+                   for v in values):
+                known.add(name)
+                grown = True
+    for stmt in assigns:
+        value = stmt.value
+        if not isinstance(value, ast.BinOp):
+            continue
+        left, right = is_display(value.left, known), is_display(value.right, known)
+        if isinstance(value.op, ast.Add) and (left or right):
+            helper, args = "seq_concat", [value.left, value.right]
+        elif isinstance(value.op, ast.Mult) and (left or right):
+            helper, args = "seq_repeat", [value.left, value.right] if left else \
+                [value.right, value.left]
+        else:
+            continue
+        obj = getattr(sequences, helper)
+        stmt.value = set_fact(ast.Call(func=ctx.helper(helper, obj), args=args, keywords=[]),
+                              "target", Target("primitive", obj, helper))
 
 
 def lower_augmented(ctx, func, active):
