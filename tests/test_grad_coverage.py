@@ -269,3 +269,51 @@ def extrema_of_many(x):
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_containers_and_builtins(f, args, wrt):
     check_grad(f, args, wrt=wrt)
+
+
+# ------------------------------------------------------------------- lambdas
+
+def with_named_lambdas(w, x):
+    act = lambda z: np.maximum(z, 0.0) + 0.1 * z      # noqa: E731
+    scale = lambda v, k=2.0: v * k                     # noqa: E731
+    return np.sum(scale(act(w @ x)) ** 2)
+
+
+def test_named_lambdas():
+    check_grad(with_named_lambdas, (rnd(3, 3), rnd(3)))
+
+
+# ------------------------------------------------------------- with blocks
+
+def with_errstate(w, x):
+    with np.errstate(over="ignore", divide="ignore"):
+        h = np.exp(w @ x)
+        y = np.log1p(h)
+    return np.sum(y * y)
+
+
+def with_in_a_loop(w, x):
+    total = 0.0
+    for t in range(2):
+        with np.errstate(invalid="ignore") as state:
+            total = total + np.sum(np.tanh(w @ x) * (t + 1))
+    return total
+
+
+def test_with_blocks():
+    check_grad(with_errstate, (rnd(3, 3) * 0.3, rnd(3)))
+    check_grad(with_in_a_loop, (rnd(3, 3), rnd(3)))
+    before = np.geterr()
+    kt.grad(with_errstate)(rnd(3, 3), rnd(3))
+    assert np.geterr() == before                     # the context was left
+
+
+def returns_inside_with(w):
+    with np.errstate(over="ignore"):
+        return np.sum(w)  # <-
+
+
+def test_return_inside_with_is_refused():
+    with pytest.raises(kt.TransformError, match="inside a 'with' block") as info:
+        kt.grad(returns_inside_with)(rnd(3))
+    assert info.value.lineno is not None

@@ -87,13 +87,22 @@ def f_lambda_inside(x):
     return np.sum(sq(x))
 
 
+def f_lambda_passed(x):
+    return np.sum(np.apply_along_axis(lambda v: v * v, 0, x))  # <-
+
+
 @pytest.mark.parametrize("fn,marker", [
-    (f_try, "try:"), (f_with, "with np.errstate"), (f_yield, "yield np.sum"),
+    (f_try, "try:"), (f_yield, "yield np.sum"),
     (f_global, "global counter"), (make_nonlocal(), "nonlocal calls"),
-    (f_lambda_inside, "lambda v"),
-], ids=["try", "with", "yield", "global", "nonlocal", "lambda-inside"])
+    (f_lambda_passed, "lambda v"),
+], ids=["try", "yield", "global", "nonlocal", "lambda-passed"])
 def test_refused_statements(fn, marker):
     expect_error(fn, marker, (X,))
+
+
+@pytest.mark.parametrize("fn", [f_with, f_lambda_inside], ids=["with", "named-lambda"])
+def test_formerly_refused_statements(fn):
+    check_grad(fn, [np.abs(X) + 0.5])
 
 
 def test_refused_statement_message_names_the_construct():

@@ -5,7 +5,7 @@ set of parameters that carry gradients (:func:`back_end`); the compiler
 (:mod:`.compiler`) asks for the functions a gradient calls, and emits all
 their forward and backward functions as one module::
 
-    parse → fence → lift → jumps → normalize → resolve           front_end
+    parse → desugar → fence → lift → jumps → normalize → resolve   front_end
     effects → activity → prepare → reverse → assemble → optimize  back_end
     emit                                                          Compiler.compile_top
 """
@@ -20,6 +20,7 @@ from .effects import function_effects
 from .fence import check
 from .inplace import lower_out, snapshot_reads, written_arrays
 from .jumps import lower
+from .desugar import named_lambdas, with_blocks
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
@@ -54,6 +55,8 @@ class Unit:
 def parse_and_fence(fn):
     """The tree and source of a user function, refused if unsupported."""
     tree, source = parse_function(fn)                   # parse
+    named_lambdas(tree)                                 # desugar
+    with_blocks(tree, source)
     check(tree, source)                                 # fence
     return tree, source
 
