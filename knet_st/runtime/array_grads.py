@@ -20,7 +20,7 @@ def _axes(x, axis):
     return tuple(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
 
 
-# ---- permutations: sort, partition, gathers --------------------------------------
+# ---- permutations: sort, partition, gathers ------------------------------------------
 
 def permutation_grad(g, y, x, axis=-1):
     """Adjoint of ``y``, a permutation of ``x`` along ``axis`` (``np.sort``,
@@ -68,8 +68,9 @@ def diff_grad(g, a, n=1, axis=-1, prepend=None, append=None):
         zero = np.zeros_like(g, shape=tuple(shape))
         g = np.concatenate([zero, g], axis) - np.concatenate([g, zero], axis)
     start = 0 if prepend is None else _length(prepend, a, axis)
-    return np.take(g, range(start, start + np.shape(a)[axis]), axis=axis) \
-        if start or append is not None else g
+    index = [slice(None)] * np.ndim(g)
+    index[axis] = slice(start, start + np.shape(a)[axis])
+    return g[tuple(index)]
 
 
 def _length(extra, a, axis):
@@ -130,7 +131,7 @@ def rollaxis_destination(a, axis, start=0):
     return start - 1 if start > axis else start
 
 
-# ---- products -----------------------------------------------------------------------
+# ---- products ------------------------------------------------------------------------
 
 def cumprod_grad(g, y, x, axis=None):
     """Adjoint of ``y = np.cumprod(x, axis)``: ``dx[i] = sum_{j >= i} g[j] y[j] / x[i]``,
@@ -150,13 +151,17 @@ def cumprod_grad(g, y, x, axis=None):
     return np.moveaxis(np.concatenate(parts, -1), -1, axis)
 
 
-# ---- order statistics -----------------------------------------------------------------
+# ---- order statistics ----------------------------------------------------------------
 
-def quantile_grads(g, a, q, axis=None, keepdims=False, scale=1.0):
+def quantile_grads(g, a, q, axis=None, keepdims=False, method="linear", scale=1.0):
     """Adjoints ``(da, dq)`` of ``np.quantile(a, q / scale, axis, keepdims=keepdims)``
     with linear interpolation (``np.percentile`` has ``scale`` 100,
     ``np.median`` is ``q = 0.5``): the two order statistics each quantile
     interpolates share its adjoint."""
+    if method != "linear":
+        from ..errors import TransformError
+        raise TransformError(f"no gradient is defined for np.quantile or np.percentile "
+                             f"with method={method!r}: use method='linear' (the default)")
     axes = _axes(a, axis)
     ndim = np.ndim(a)
     kept = [d for d in range(ndim) if d not in axes]
@@ -165,11 +170,11 @@ def quantile_grads(g, a, q, axis=None, keepdims=False, scale=1.0):
     flat = moved.reshape(batch + (-1,))
     n = flat.shape[-1]
     xp = get_array_module(flat)
-    q = xp.asarray(q, dtype=flat.dtype)
+    q = xp.asarray(q, dtype=flat.dtype) / scale
     qshape = q.shape
     g = np.reshape(g, qshape + batch)
     order = np.argsort(flat, axis=-1)
-    position = q / scale * (n - 1)
+    position = q * (n - 1)
     low = xp.floor(position)
     frac = (position - low).reshape(qshape + (1,) * len(batch) + (1,))
     low = low.astype(int).reshape(frac.shape)
@@ -184,7 +189,7 @@ def quantile_grads(g, a, q, axis=None, keepdims=False, scale=1.0):
     step = np.take_along_axis(s, np.broadcast_to(high, qshape + batch + (1,)), -1) - \
         np.take_along_axis(s, np.broadcast_to(low, qshape + batch + (1,)), -1)
     dq = np.sum(g * step[..., 0], axis=tuple(range(len(qshape), len(qshape) + len(batch))))
-    return da, dq * (n - 1) / scale
+    return da, dq * ((n - 1) / scale)
 
 
 def median_grad(g, a, axis=None, keepdims=False):
@@ -192,7 +197,7 @@ def median_grad(g, a, axis=None, keepdims=False):
     return quantile_grads(g, a, 0.5, axis, keepdims)[0]
 
 
-# ---- linspace --------------------------------------------------------------------------
+# ---- linspace ------------------------------------------------------------------------
 
 def linspace_grads(g, start, stop, num=50, endpoint=True, retstep=False, axis=0):
     """Adjoints ``(dstart, dstop)`` of ``np.linspace(start, stop, num, endpoint,
@@ -217,7 +222,7 @@ def linspace_grads(g, start, stop, num=50, endpoint=True, retstep=False, axis=0)
     return unbroadcast(dstart, start), unbroadcast(dstop, stop)
 
 
-# ---- NaN-ignoring reductions ----------------------------------------------------------------
+# ---- NaN-ignoring reductions ---------------------------------------------------------
 
 def nansum_grad(g, a, axis=None, keepdims=False):
     """Adjoint of ``np.nansum(a, axis, keepdims=keepdims)``: zero at the NaNs."""

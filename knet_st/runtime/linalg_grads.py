@@ -15,7 +15,7 @@ import string
 import numpy as np
 
 from .backend import get_array_module
-from .gradients import _expand, unbroadcast
+from .gradients import _expand, matmul_grad_a, matmul_grad_b, unbroadcast
 
 _LETTERS = string.ascii_letters
 
@@ -34,7 +34,7 @@ def _transform_error(message):
     return TransformError(message)
 
 
-# ---- einsum and tensordot -------------------------------------------------------
+# ---- einsum and tensordot ------------------------------------------------------------
 
 def _interleaved(args):
     """``einsum(x0, [0, 1], x1, [1, 2], [0, 2])`` as ``('ab,bc->ac', x0, x1)``."""
@@ -150,6 +150,29 @@ def dot_subscripts(a, b):
     return tensordot_subscripts(a, b, ([na - 1], [max(nb - 2, 0)]))
 
 
+def dot_grad(g, a, b, k):
+    """Adjoint of ``np.dot(a, b)`` with respect to operand ``k`` (1 or 2): the
+    matrix product's for vectors and matrices, a contraction otherwise."""
+    if np.ndim(a) in (1, 2) and np.ndim(b) in (1, 2):
+        return matmul_grad_a(g, a, b) if k == 1 else matmul_grad_b(g, a, b)
+    return einsum_grad(g, (dot_subscripts(a, b), a, b), k)
+
+
+def kron_grads(g, a, b):
+    """Adjoints ``(da, db)`` of ``np.kron(a, b)`` for operands of any rank: ``g``
+    read as blocks ``g[i, k, j, l] = g[i * p + k, j * q + l]`` and contracted
+    with the other operand."""
+    ndim = max(np.ndim(a), np.ndim(b))
+    sa = (1,) * (ndim - np.ndim(a)) + tuple(np.shape(a))
+    sb = (1,) * (ndim - np.ndim(b)) + tuple(np.shape(b))
+    la, lb = _LETTERS[:ndim], _LETTERS[ndim:2 * ndim]
+    blocks = np.reshape(g, tuple(n for pair in zip(sa, sb) for n in pair))
+    lg = "".join(i + j for i, j in zip(la, lb))
+    da = np.einsum(f"{lg},{lb}->{la}", blocks, np.reshape(b, sb))
+    db = np.einsum(f"{lg},{la}->{lb}", blocks, np.reshape(a, sa))
+    return da.reshape(np.shape(a)), db.reshape(np.shape(b))
+
+
 def vecdot_grad(g, other, x, axis=-1):
     """Adjoint of ``np.vecdot(x1, x2, axis)`` (real) for the operand ``x``."""
     return unbroadcast(np.expand_dims(g, axis) * other, x)
@@ -201,7 +224,7 @@ def trace_grad(g, x, offset=0):
     return diagonal_grad(np.expand_dims(g, -1) * np.ones_like(x, shape=rows.shape), x, offset)
 
 
-# ---- solving, factorizations --------------------------------------------------------
+# ---- solving, factorizations ---------------------------------------------------------
 
 def solve_grads(g, x, a, b):
     """Adjoints ``(da, db)`` of ``x = np.linalg.solve(a, b)``:
@@ -319,18 +342,25 @@ def _qr_square_grad(gq, gr, q, r):
     return _T(np.linalg.solve(r, _T(b)))
 
 
-def pinv_grad(g, p, a):
-    """Adjoint of ``p = np.linalg.pinv(a)`` (Golub & Pereyra 1973), for a matrix
-    of full rank: ``-p^T g p^T + (1 - a p) g^T p p^T + p^T p g^T (1 - p a)``."""
+def pinv_grad(g, p, a, hermitian=False):
+    """Adjoint of ``p = np.linalg.pinv(a, hermitian=hermitian)`` (Golub & Pereyra
+    1973), where the rank does not change: ``-p^T g p^T + (1 - a p) g^T p p^T +
+    p^T p g^T (1 - p a)``.  A Hermitian ``a`` is read by its lower triangle."""
+    if hermitian:
+        a = np.tril(a) + _T(np.tril(a, -1))       # the matrix NumPy inverted
     gt = _T(g)
-    return (-_T(p) @ g @ _T(p) + (gt - a @ (p @ gt)) @ (p @ _T(p))
-            + (_T(p) @ p) @ (gt - (gt @ p) @ a))
+    out = (-_T(p) @ g @ _T(p) + (gt - a @ (p @ gt)) @ (p @ _T(p))
+           + (_T(p) @ p) @ (gt - (gt @ p) @ a))
+    return _lower(out) if hermitian else out
 
 
-def svd_grad(g, y, a, full_matrices=True, compute_uv=True):
-    """Adjoint of ``np.linalg.svd(a, full_matrices, compute_uv)`` (Townsend 2016),
-    for distinct nonzero singular values; ``full_matrices`` only when ``a`` is
-    square (otherwise the extra vectors are not determined by ``a``)."""
+def svd_grad(g, y, a, full_matrices=True, compute_uv=True, hermitian=False):
+    """Adjoint of ``np.linalg.svd(a, full_matrices, compute_uv, hermitian)``
+    (Townsend 2016), for distinct nonzero singular values; ``full_matrices``
+    only when ``a`` is square (otherwise the extra vectors are not determined
+    by ``a``).  A Hermitian ``a`` is read by its lower triangle, as NumPy does."""
+    if hermitian:
+        return _lower(svd_grad(g, y, a, full_matrices, compute_uv))
     m, n = a.shape[-2:]
     if not compute_uv:
         u, s, vt = np.linalg.svd(a, full_matrices=False)
@@ -383,7 +413,7 @@ def matrix_power_grad(g, a, n):
     return out
 
 
-# ---- norms ------------------------------------------------------------------------
+# ---- norms ---------------------------------------------------------------------------
 
 def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):
     """Adjoint of ``np.linalg.norm(x, ord, axis, keepdims)``: every vector ``ord``

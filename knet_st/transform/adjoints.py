@@ -18,6 +18,7 @@ from ..runtime.gradients import (
     method_axes, matmul_grad_a, snapshot, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
     split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
+from ..runtime.linalg_grads import dot_grad, kron_grads, trace_grad
 from .registry import adjoint, mutating_functions, mutating_methods, nondifferentiable
 
 # ---- arithmetic -------------------------------------------------------------
@@ -70,8 +71,8 @@ def matmul(dy, y, a, b):
 
 @adjoint(np.dot)
 def dot(dy, y, a, b):
-    da = matmul_grad_a(dy, a, b)
-    db = matmul_grad_b(dy, a, b)
+    da = dot_grad(dy, a, b, 1)
+    db = dot_grad(dy, a, b, 2)
 
 
 @adjoint(np.square)
@@ -315,14 +316,15 @@ def full_like(dy, y, a, fill_value, dtype=None):
 
 
 @adjoint(np.trace)
-def trace(dy, y, a):
-    da = dy * np.eye(a.shape[0], a.shape[1], dtype=a.dtype)
+def trace(dy, y, a, offset=0, axis1=0, axis2=1):
+    da = np.moveaxis(trace_grad(dy, np.moveaxis(a, (axis1, axis2), (-2, -1)), offset),
+                     (-2, -1), (axis1, axis2))
 
 
 @adjoint(np.outer)
 def outer(dy, y, a, b):
-    da = dy @ b
-    db = a @ dy
+    da = (dy @ np.ravel(b)).reshape(np.shape(a))
+    db = (np.ravel(a) @ dy).reshape(np.shape(b))
 
 
 # ---- more of NumPy -------------------------------------------------------------
@@ -489,8 +491,8 @@ def vdot(dy, y, a, b):
 
 @adjoint(np.kron)
 def kron(dy, y, a, b):
-    da = (dy.reshape(a.shape[0], b.shape[0], a.shape[1], b.shape[1]) * b[None, :, None, :]).sum(axis=(1, 3))
-    db = (dy.reshape(a.shape[0], b.shape[0], a.shape[1], b.shape[1]) * a[:, None, :, None]).sum(axis=(0, 2))
+    da = kron_grads(dy, a, b)[0]
+    db = kron_grads(dy, a, b)[1]
 
 
 @adjoint(np.linalg.norm)

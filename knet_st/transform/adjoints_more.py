@@ -17,15 +17,15 @@ from ..runtime.array_grads import (
     rollaxis_destination, take_along_axis_grad)
 from ..runtime.gradients import extremum_grad, item, matmul_grad_a, matmul_grad_b, unbroadcast
 from ..runtime.linalg_grads import (
-    cholesky_grad, diagonal_grad, eigh_grad, eigvalsh_grad, einsum_grad, matrix_norm_grad, matrix_power_grad,
-    multi_dot_grads, pinv_grad, qr_grad, slogdet_grad, solve_grads, svd_grad,
+    cholesky_grad, diagonal_grad, eigh_grad, eigvalsh_grad, einsum_grad, matrix_norm_grad,
+    matrix_power_grad, multi_dot_grads, pinv_grad, qr_grad, slogdet_grad, solve_grads, svd_grad,
     tensordot_subscripts, trace_grad, vecdot_grad, vector_norm_grad)
 from .registry import adjoint, nondifferentiable
 
-# ---- contractions -------------------------------------------------------------------
+# ---- contractions --------------------------------------------------------------------
 
 @adjoint(np.einsum)
-def einsum(dy, y, subscripts, a, b=None, c=None, d=None, e=None, f=None, **options):
+def einsum(dy, y, subscripts, a, b=None, c=None, d=None, e=None, f=None, optimize=False):
     # Also einsum(a, [0, 1], b, [1, 2], [0, 2]): the arrays are then in
     # subscripts, b, d and f.
     dsubscripts = einsum_grad(dy, (subscripts, a, b, c, d, e, f), 0)
@@ -87,7 +87,7 @@ def linalg_diagonal(dy, y, x, offset=0):
     dx = diagonal_grad(dy, x, offset)
 
 
-# ---- np.linalg ------------------------------------------------------------------------
+# ---- np.linalg -----------------------------------------------------------------------
 
 @adjoint(np.linalg.solve)
 def solve(dy, y, a, b):
@@ -123,7 +123,7 @@ def qr(dy, y, a, mode="reduced"):
 
 @adjoint(np.linalg.svd)
 def svd(dy, y, a, full_matrices=True, compute_uv=True, hermitian=False):
-    da = svd_grad(dy, y, a, full_matrices, compute_uv)
+    da = svd_grad(dy, y, a, full_matrices, compute_uv, hermitian)
 
 
 @adjoint(np.linalg.svdvals)
@@ -132,8 +132,8 @@ def svdvals(dy, y, x):
 
 
 @adjoint(np.linalg.pinv)
-def pinv(dy, y, a, rcond=None, hermitian=False, **options):
-    da = pinv_grad(dy, y, a)
+def pinv(dy, y, a, rcond=None, hermitian=False, rtol=None):
+    da = pinv_grad(dy, y, a, hermitian)
 
 
 @adjoint(np.linalg.matrix_power)
@@ -151,7 +151,7 @@ def matrix_norm(dy, y, x, keepdims=False, ord="fro"):
     dx = matrix_norm_grad(dy, y, x, ord, keepdims)
 
 
-# ---- sorting and gathering ------------------------------------------------------------
+# ---- sorting and gathering -----------------------------------------------------------
 
 @adjoint(np.sort)
 def sort(dy, y, a, axis=-1, kind=None, order=None, stable=None):
@@ -168,7 +168,7 @@ def take_along_axis(dy, y, arr, indices, axis=-1):
     darr = take_along_axis_grad(dy, arr, indices, axis)
 
 
-# ---- differences, splits, joins ---------------------------------------------------------
+# ---- differences, splits, joins ------------------------------------------------------
 
 @adjoint(np.diff)
 def diff(dy, y, a, n=1, axis=-1, prepend=None, append=None):
@@ -232,7 +232,7 @@ def diagflat(dy, y, v, k=0):
     dv = np.diagonal(dy, k).reshape(np.shape(v))
 
 
-# ---- products, order statistics, samples ------------------------------------------------
+# ---- products, order statistics, samples ---------------------------------------------
 
 @adjoint(np.cumprod)
 def cumprod(dy, y, a, axis=None):
@@ -247,7 +247,7 @@ def median(dy, y, a, axis=None, out=None, overwrite_input=False, keepdims=False)
 @adjoint(np.quantile)
 def quantile(dy, y, a, q, axis=None, out=None, overwrite_input=False, method="linear",
              keepdims=False):
-    grads = quantile_grads(dy, a, q, axis, keepdims)
+    grads = quantile_grads(dy, a, q, axis, keepdims, method)
     da = grads[0]
     dq = unbroadcast(grads[1], q)
 
@@ -255,7 +255,7 @@ def quantile(dy, y, a, q, axis=None, out=None, overwrite_input=False, method="li
 @adjoint(np.percentile)
 def percentile(dy, y, a, q, axis=None, out=None, overwrite_input=False, method="linear",
                keepdims=False):
-    grads = quantile_grads(dy, a, q, axis, keepdims, 100.0)
+    grads = quantile_grads(dy, a, q, axis, keepdims, method, 100.0)
     da = grads[0]
     dq = unbroadcast(grads[1], q)
 
@@ -273,7 +273,7 @@ def linspace(dy, y, start, stop, num=50, endpoint=True, retstep=False, dtype=Non
     dstop = grads[1]
 
 
-# ---- NaN-ignoring reductions -------------------------------------------------------------
+# ---- NaN-ignoring reductions ---------------------------------------------------------
 
 @adjoint(np.nansum)
 def nansum(dy, y, a, axis=None, dtype=None, out=None, keepdims=False):
@@ -320,7 +320,7 @@ def nan_to_num(dy, y, x, copy=True, nan=0.0, posinf=None, neginf=None):
     dx = np.where(np.isfinite(x), dy, 0)
 
 
-# ---- elementwise ---------------------------------------------------------------------------
+# ---- elementwise ---------------------------------------------------------------------
 
 @adjoint(np.logaddexp2)
 def logaddexp2(dy, y, a, b):
@@ -350,7 +350,7 @@ def conj(dy, y, x):
     dx = np.conj(dy)
 
 
-# ---- functions with no gradient --------------------------------------------------------------
+# ---- functions with no gradient ------------------------------------------------------
 
 nondifferentiable(
     np.around, np.fix, np.trunc, np.all, np.any, np.argpartition, np.argwhere, np.nonzero,
