@@ -317,3 +317,44 @@ def test_return_inside_with_is_refused():
     with pytest.raises(kt.TransformError, match="inside a 'with' block") as info:
         kt.grad(returns_inside_with)(rnd(3))
     assert info.value.lineno is not None
+
+
+# ------------------------------------------------ *args, **kwargs, keyword-only
+
+def total_of_squares(*terms):
+    total = 0.0
+    for t in terms:
+        total = total + np.sum(t ** 2)
+    return total
+
+
+def with_options(w, *rest, scale=1.0, **kw):
+    return np.sum(w * kw["a"]) * scale + kw.get("b", 1.0) + total_of_squares(*rest) \
+        if rest else np.sum(w * kw["a"]) * scale + kw.get("b", 1.0)
+
+
+def keyword_only(w, x, *, scale=2.0):
+    return np.sum(np.tanh(w @ x) * scale)
+
+
+def uses_varargs(w, x):
+    return total_of_squares(w @ x, w * 2.0, x) + total_of_squares()
+
+
+def uses_kwargs(w, x):
+    return with_options(w, a=2.0, b=w[0, 0]) + with_options(w, x, scale=0.5, a=x[0])
+
+
+def uses_keyword_only(w, x):
+    return keyword_only(w, x, scale=3.0) + keyword_only(w, x)
+
+
+@pytest.mark.parametrize("f", [uses_varargs, uses_kwargs, uses_keyword_only],
+                         ids=lambda f: f.__name__)
+def test_varargs_and_keywords(f):
+    check_grad(f, (rnd(3, 3), rnd(3)), wrt=(0, 1))
+
+
+def test_top_level_varargs_refused():
+    with pytest.raises(kt.TransformError, match="named parameters"):
+        kt.grad(total_of_squares)(rnd(3))

@@ -254,19 +254,28 @@ class Compiler:
             signature = inspect.signature(target.obj)
         else:
             signature = _signature(unit.tree)
-        args = list(call.args)
+        args = [a for a in call.args if not isinstance(a, ast.Starred)]
+        keywords = [k for k in call.keywords if k.arg is not None]
         if target.receiver is not None:          # self.method(x): method(self, x)
             args.insert(0, ast.Name(target.receiver, ast.Load()))
+        # f(*t, **d) from the varargs pass: t and d go to *args and **kwargs.
+        packed = {ast.Starred: [a.value for a in call.args if isinstance(a, ast.Starred)],
+                  ast.Dict: [k.value for k in call.keywords if k.arg is None]}
         try:
             bound = signature.bind(*range(len(args)),
-                                   **{k.arg: i for i, k in enumerate(call.keywords)})
+                                   **{k.arg: i for i, k in enumerate(keywords)})
         except TypeError as exc:
             raise caller.source.error(f"{unit.name}(): {exc}", call) from None
         nodes = []
         for name, param in signature.parameters.items():
-            if name in bound.arguments:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                kind = ast.Starred if param.kind == param.VAR_POSITIONAL else ast.Dict
+                nodes.append(packed[kind][0] if packed[kind] else
+                             ast.Tuple(elts=[], ctx=ast.Load()) if kind is ast.Starred
+                             else ast.Dict(keys=[], values=[]))
+            elif name in bound.arguments:
                 i = bound.arguments[name]
-                keyword = [k for k in call.keywords if k.arg == name]
+                keyword = [k for k in keywords if k.arg == name]
                 nodes.append(keyword[0].value if keyword else args[i])
             elif isinstance(param.default, ast.AST):
                 nodes.append(copy.deepcopy(param.default))
@@ -288,6 +297,11 @@ class Compiler:
         self.top_function, self.top_classes = fn, dict(classes or {})
         self.top_functions = dict(functions or {})
         target = Target("user", fn, fn.__name__)
+        if fn.__code__.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+            unit = self.unit_for(target)
+            raise unit.source.error("the differentiated function needs named parameters "
+                                    "(*args and **kwargs are fine in the functions it calls)",
+                                    unit.tree)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:
             _fill_positions(function, origin)

@@ -37,15 +37,20 @@ if hasattr(ast, "TryStar"):
 def check(func, source):
     """Raises :class:`TransformError` at the first construct outside the
     supported subset in the function tree ``func``."""
-    args = func.args
-    if args.vararg or args.kwarg:
-        raise source.error("cannot differentiate functions with *args or **kwargs", func)
+    forwarded = set()          # f(a, *args, **kwargs): collections passed on whole
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and node.args and \
+                isinstance(node.args[-1], ast.Starred) and \
+                isinstance(node.args[-1].value, ast.Name):
+            forwarded.add(id(node.args[-1]))
     for node in ast.walk(func):
         reason = REFUSED.get(type(node), False)
-        if reason:
+        if reason and id(node) not in forwarded:
             raise source.error(f"cannot differentiate {reason}", node)
-        if isinstance(node, ast.Call) and any(k.arg is None for k in node.keywords):
-            raise source.error("cannot differentiate calls with '**' arguments", node)
+        if isinstance(node, ast.Call) and any(k.arg is None and not isinstance(
+                k.value, ast.Name) for k in node.keywords):
+            raise source.error("cannot differentiate calls with '**' arguments other than "
+                               "a name", node)
         if isinstance(node, (ast.For, ast.While)) and node.orelse:
             raise source.error("cannot differentiate 'else' clauses of loops", node)
         if isinstance(node, ast.comprehension) and (node.is_async or

@@ -396,7 +396,9 @@ class Normalizer:
                                      ctx=ast.Load())
             elif not isinstance(func, (ast.Name, ast.Attribute)):
                 func = self.atom(func)
-            return ast.Call(func=func, args=[self.atom(a) for a in expr.args],
+            return ast.Call(func=func, args=[ast.Starred(self.atom(a.value), ast.Load())
+                                             if isinstance(a, ast.Starred) else self.atom(a)
+                                             for a in expr.args],
                             keywords=[ast.keyword(arg=k.arg, value=self.atom(k.value))
                                       for k in expr.keywords])
         if isinstance(expr, ast.Subscript):

@@ -5,7 +5,8 @@ set of parameters that carry gradients (:func:`back_end`); the compiler
 (:mod:`.compiler`) asks for the functions a gradient calls, and emits all
 their forward and backward functions as one module::
 
-    parse → desugar → fence → lift → jumps → normalize → resolve   front_end
+    parse → desugar → fence → lift → jumps → normalize → resolve → varargs
+                                                                  front_end
     effects → activity → prepare → reverse → assemble → optimize  back_end
     emit                                                          Compiler.compile_top
 """
@@ -30,6 +31,7 @@ from .prepare import (check_aliasing, insert_live_flags, lower_augmented, lower_
                       sparse_adjoints)
 from .resolve import resolve_calls
 from .reverse import Reverse
+from .varargs import pack_arguments, regular_parameters
 
 
 @dataclass
@@ -71,6 +73,8 @@ def front_end(name, qualname, tree, source, env, local_functions):
     lower(tree, names)                                  # jumps
     normalize(tree, names, source)                      # normalize
     resolve_calls(tree, env, unit.local_functions, source)   # resolve
+    pack_arguments(tree, names, source)                 # varargs
+    regular_parameters(tree)
     return unit
 
 

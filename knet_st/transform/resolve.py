@@ -167,7 +167,7 @@ def dotted_root(node):
 def resolve_calls(tree, env, local_functions, source):
     """Sets ``kt_target`` on every call of the normalized function ``tree``; a
     refused function is a :class:`TransformError` at the call's line."""
-    params = [a.arg for a in tree.args.posonlyargs + tree.args.args + tree.args.kwonlyargs]
+    params = [a.arg for a in ast.walk(tree.args) if isinstance(a, ast.arg)]
     local_names = set(params) | {n.id for n in ast.walk(tree)
                                  if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     # Temporaries the normalizer bound once to a dotted name (t = kt.sigm).

@@ -1,0 +1,96 @@
+"""Pass 4b, varargs: calls of user functions with ``*args`` or ``**kwargs``.
+
+At each such call the arguments that the callee collects are packed first,
+``t = (a, b)`` and ``d = {'k': v}``, and passed as ``f(*t, **d)``: the same
+call in Python, and a tuple and a dict whose adjoints are ordinary container
+adjoints.  In the callee (:func:`regular_parameters`) ``*args`` and
+``**kwargs`` become ordinary parameters holding that tuple and that dict.
+"""
+
+import ast
+import inspect
+
+from .facts import fact, set_fact
+from .resolve import Target
+
+
+def regular_parameters(func):
+    """``def f(a, *args, k=1, **kw)`` as ``def f(a, args, k=1, kw)`` (in the
+    generated code every parameter is positional); returns ``func``."""
+    args = func.args
+    if args.vararg is not None:
+        args.args.append(ast.arg(args.vararg.arg))
+        args.defaults = list(args.defaults) + [ast.Tuple(elts=[], ctx=ast.Load())]
+        args.vararg = None
+    if args.kwarg is not None:
+        args.kwonlyargs.append(ast.arg(args.kwarg.arg))
+        args.kw_defaults.append(ast.Dict(keys=[], values=[]))
+        args.kwarg = None
+    return func
+
+
+def pack_arguments(func, names, source):
+    """Packs the collected arguments of every call of a user function with
+    ``*args`` or ``**kwargs`` in ``func`` (see the module doc)."""
+
+    def visit(stmts):
+        out = []
+        for stmt in stmts:
+            for field in ("body", "orelse"):
+                if hasattr(stmt, field):
+                    setattr(stmt, field, visit(getattr(stmt, field)))
+            call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
+            if isinstance(call, ast.Call):
+                out += _pack(call, names, stmt, source)
+            out.append(stmt)
+        return out
+
+    func.body = visit(func.body)
+
+
+def _pack(call, names, stmt, source):
+    target = fact(call, "target", None)
+    forwarded = [a for a in call.args if isinstance(a, ast.Starred)] + \
+        [k for k in call.keywords if k.arg is None]
+    if target is None or target.kind != "user":
+        if forwarded and target is not None and target.kind in ("primitive", "local"):
+            raise source.error("cannot differentiate '*' or '**' arguments of "
+                               f"{target.name}: pass the arguments one by one", stmt)
+        return []
+    signature = inspect.signature(target.obj)
+    params = list(signature.parameters.values())
+    star = next((p for p in params if p.kind == p.VAR_POSITIONAL), None)
+    stars = next((p for p in params if p.kind == p.VAR_KEYWORD), None)
+    if any(isinstance(a, ast.Starred) for a in call.args) and star is None or \
+            any(k.arg is None for k in call.keywords) and stars is None:
+        raise source.error(f"cannot differentiate '*' or '**' arguments of {target.name}, "
+                           "which has no *args or **kwargs: pass them one by one", stmt)
+    if any(isinstance(a, ast.Starred) for a in call.args):
+        star = None                              # forwarded as they are
+    if any(k.arg is None for k in call.keywords):
+        stars = None
+    if star is None and stars is None:
+        return []
+    fixed = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = {p.name for p in params if p.kind != p.VAR_POSITIONAL and p.kind != p.VAR_KEYWORD}
+    before = []
+    if star is not None:
+        extra = call.args[len(fixed):]
+        packed = names.fresh(star.name)
+        before.append(ast.copy_location(ast.Assign(
+            targets=[ast.Name(packed, ast.Store())],
+            value=ast.Tuple(elts=extra, ctx=ast.Load())), stmt))
+        call.args = call.args[:len(fixed)] + [ast.Starred(ast.Name(packed, ast.Load()),
+                                                          ast.Load())]
+    if stars is not None:
+        extra = [k for k in call.keywords if k.arg not in named]
+        packed = names.fresh(stars.name)
+        before.append(ast.copy_location(ast.Assign(
+            targets=[ast.Name(packed, ast.Store())],
+            value=ast.Dict(keys=[ast.Constant(k.arg) for k in extra],
+                           values=[k.value for k in extra])), stmt))
+        call.keywords = [k for k in call.keywords if k.arg in named] + \
+            [ast.keyword(arg=None, value=ast.Name(packed, ast.Load()))]
+    set_fact(call, "target", Target(target.kind, target.obj, target.name, target.receiver,
+                                    target.receiver_class, target.functions))
+    return before
