@@ -11,30 +11,24 @@ before the fence checks it.
 
 import ast
 
+from .trees import rewrite
+
 
 def named_lambdas(func):
     """``f = lambda v: expr`` inside ``func`` becomes ``def f(v): return expr``
     (then lifted like any nested function).  Other lambdas stay (and are
     refused by the fence)."""
 
-    def visit(stmts):
-        out = []
-        for stmt in stmts:
-            for field in ("body", "orelse"):
-                if hasattr(stmt, field):
-                    setattr(stmt, field, visit(getattr(stmt, field)))
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
-                    isinstance(stmt.targets[0], ast.Name) and \
-                    isinstance(stmt.value, ast.Lambda):
-                body = ast.copy_location(ast.Return(stmt.value.body), stmt)
-                stmt = ast.copy_location(ast.FunctionDef(
-                    name=stmt.targets[0].id, args=stmt.value.args, body=[body],
-                    decorator_list=[], returns=None, type_comment=None, type_params=[]),
-                    stmt)
-            out.append(stmt)
-        return out
+    def one(stmt):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                isinstance(stmt.targets[0], ast.Name) and isinstance(stmt.value, ast.Lambda):
+            body = ast.copy_location(ast.Return(stmt.value.body), stmt)
+            stmt = ast.copy_location(ast.FunctionDef(
+                name=stmt.targets[0].id, args=stmt.value.args, body=[body],
+                decorator_list=[], returns=None, type_comment=None, type_params=[]), stmt)
+        return [stmt]
 
-    func.body = visit(func.body)
+    func.body = rewrite(func.body, one)
     return func
 
 
@@ -43,40 +37,34 @@ def with_blocks(func, source):
     """Rewrites the ``with`` statements of ``func`` (see the module doc)."""
     counter = [0]
 
-    def visit(stmts):
+    def one(stmt):
+        if not isinstance(stmt, ast.With):
+            return [stmt]
         out = []
-        for stmt in stmts:
-            for field in ("body", "orelse"):
-                if hasattr(stmt, field):
-                    setattr(stmt, field, visit(getattr(stmt, field)))
-            if not isinstance(stmt, ast.With):
-                out.append(stmt)
-                continue
-            jumps = [n for n in ast.walk(ast.Module(body=stmt.body, type_ignores=[]))
-                     if isinstance(n, (ast.Return, ast.Break, ast.Continue))]
-            if jumps:
-                raise source.error("cannot differentiate 'return', 'break' or 'continue' "
-                                   "inside a 'with' block: move it after the block",
-                                   jumps[0])
-            exits = []
-            for item in stmt.items:
-                counter[0] += 1
-                manager = f"_context{counter[0]}"
-                enter = ast.Call(func=ast.Attribute(value=ast.Name(manager, ast.Load()),
-                                                    attr="__enter__", ctx=ast.Load()),
-                                 args=[], keywords=[])
-                out.append(ast.copy_location(
-                    ast.Assign(targets=[ast.Name(manager, ast.Store())],
-                               value=item.context_expr), stmt))
-                out.append(ast.copy_location(
-                    ast.Assign(targets=[item.optional_vars], value=enter)
-                    if item.optional_vars is not None else ast.Expr(enter), stmt))
-                exits.insert(0, ast.copy_location(ast.Expr(ast.Call(
-                    func=ast.Attribute(value=ast.Name(manager, ast.Load()),
-                                       attr="__exit__", ctx=ast.Load()),
-                    args=[ast.Constant(None)] * 3, keywords=[])), stmt))
-            out += stmt.body + exits
-        return out
+        jumps = [n for n in ast.walk(ast.Module(body=stmt.body, type_ignores=[]))
+                 if isinstance(n, (ast.Return, ast.Break, ast.Continue))]
+        if jumps:
+            raise source.error("cannot differentiate 'return', 'break' or 'continue' "
+                               "inside a 'with' block: move it after the block",
+                               jumps[0])
+        exits = []
+        for item in stmt.items:
+            counter[0] += 1
+            manager = f"_context{counter[0]}"
+            enter = ast.Call(func=ast.Attribute(value=ast.Name(manager, ast.Load()),
+                                                attr="__enter__", ctx=ast.Load()),
+                             args=[], keywords=[])
+            out.append(ast.copy_location(
+                ast.Assign(targets=[ast.Name(manager, ast.Store())],
+                           value=item.context_expr), stmt))
+            out.append(ast.copy_location(
+                ast.Assign(targets=[item.optional_vars], value=enter)
+                if item.optional_vars is not None else ast.Expr(enter), stmt))
+            exits.insert(0, ast.copy_location(ast.Expr(ast.Call(
+                func=ast.Attribute(value=ast.Name(manager, ast.Load()),
+                                   attr="__exit__", ctx=ast.Load()),
+                args=[ast.Constant(None)] * 3, keywords=[])), stmt))
+        return out + stmt.body + exits
 
-    func.body = visit(func.body)
+    func.body = rewrite(func.body, one)
     return func

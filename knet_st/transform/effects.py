@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .registry import is_mutating_method, mutated_argument
+from .trees import statements
 
 from .facts import fact
 
@@ -131,13 +132,6 @@ def statement_effect(stmt, callee_mutates):
     return Effect(frozenset(rebinds), frozenset(mutates))
 
 
-def _statements(body):
-    for stmt in body:
-        yield stmt
-        for field_name in ("body", "orelse"):
-            yield from _statements(getattr(stmt, field_name, []))
-
-
 # Calls whose result is a new object (a number, a new array), never a view.
 _FRESH_CALLS = {len, range, int, float, bool, round, isinstance, type, abs, np.shape,
                 np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.zeros, np.ones,
@@ -242,7 +236,7 @@ def points_to(func):
     for arg in ast.walk(func.args):
         if isinstance(arg, ast.arg):
             facts.versions.setdefault(arg.arg, {})[("param", arg.arg)] = {("param", arg.arg)}
-    for stmt in _statements(func.body):
+    for stmt in statements(func.body):
         if isinstance(stmt, (ast.Assign, ast.For, ast.AugAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             value = stmt.iter if isinstance(stmt, ast.For) else stmt.value
@@ -300,7 +294,7 @@ def function_effects(func, callee_mutates):
     over ``x``, a list holding it).  Sharing errs on the side of more copies,
     never of fewer."""
     effects = Effects()
-    for stmt in _statements(func.body):
+    for stmt in statements(func.body):
         effect = statement_effect(stmt, callee_mutates)
         effects.by_statement[id(stmt)] = effect
         effects.mutated |= effect.mutates
@@ -326,7 +320,7 @@ def stored_parameters(func, callee_stores):
     calls): the containers a call may make carry gradients."""
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
     names = set()
-    for stmt in _statements(func.body):
+    for stmt in statements(func.body):
         if isinstance(stmt, ast.Assign):
             names |= {_root_name(t) for t in stmt.targets
                       if isinstance(t, (ast.Subscript, ast.Attribute))}

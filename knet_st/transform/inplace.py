@@ -22,18 +22,11 @@ from ..runtime import gradients as rt
 from .activity import value_active
 from .effects import call_mutates, out_arguments
 from .resolve import Target
-from .trees import assign, call, name, stored_names
+from .trees import assign, call, name, rewrite, statements, stored_names
 
 # Calls whose result is a new array no other name shares.
 _ALLOCATIONS = (np.zeros, np.ones, np.empty, np.full, np.zeros_like, np.ones_like,
                 np.empty_like, np.full_like, np.copy, np.array)
-
-
-def _statements(body):
-    for stmt in body:
-        yield stmt
-        yield from _statements(getattr(stmt, "body", []))
-        yield from _statements(getattr(stmt, "orelse", []))
 
 
 def _new_object(value):
@@ -58,7 +51,7 @@ def _sole_owner(func, var):
     """Whether every binding of ``var`` is a new object and no other name can
     share it: each read of ``var`` is an operand of arithmetic or of a call
     that makes a new array."""
-    for stmt in _statements(func.body):
+    for stmt in statements(func.body):
         if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) and \
                 stmt.targets[0].id == var and not _new_object(stmt.value):
             return False
@@ -83,14 +76,14 @@ def written_arrays(func, active):
     ``w.copy()``, arithmetic).  Such writes are kept in place: the adjoint
     takes the written region's adjoint for ``v`` and zeroes it, and the
     in-place pass copies earlier reads of the array that the backward needs."""
-    stored = {t.value.id for s in _statements(func.body) if isinstance(s, ast.Assign)
+    stored = {t.value.id for s in statements(func.body) if isinstance(s, ast.Assign)
               for t in s.targets if isinstance(t, ast.Subscript)
               and isinstance(t.value, ast.Name)}
     arrays = set()
     for var in stored & set(active):
-        bindings = [s.value for s in _statements(func.body) if isinstance(s, ast.Assign)
+        bindings = [s.value for s in statements(func.body) if isinstance(s, ast.Assign)
                     and isinstance(s.targets[0], ast.Name) and s.targets[0].id == var]
-        loops = [s for s in _statements(func.body) if isinstance(s, ast.For)
+        loops = [s for s in statements(func.body) if isinstance(s, ast.For)
                  and var in stored_names(s.target)]
         params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
         if bindings and not loops and var not in params and all(
@@ -98,7 +91,7 @@ def written_arrays(func, active):
                     b.left, (ast.List, ast.Tuple)) or isinstance(b, ast.BinOp) and
                     isinstance(b.right, (ast.List, ast.Tuple))) for b in bindings):
             arrays.add(var)
-    for stmt in _statements(func.body):
+    for stmt in statements(func.body):
         if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Subscript) and \
                 isinstance(stmt.targets[0].value, ast.Name) and \
                 stmt.targets[0].value.id in arrays:
@@ -111,33 +104,29 @@ def lower_out(ctx, func, active):
     returns the active names, the arrays written into now among them."""
     active = set(active)
 
-    def lower(stmts):
+    def one(stmt):
         out = []
-        for stmt in stmts:
-            for field_name in ("body", "orelse"):
-                if hasattr(stmt, field_name):
-                    setattr(stmt, field_name, lower(getattr(stmt, field_name)))
-            value = getattr(stmt, "value", None)
-            outs = out_arguments(value) if isinstance(value, ast.Call) else []
-            involved = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)} \
-                if outs else set()
-            if not outs or not (involved & active or value_active(value, active)):
-                out.append(stmt)
-                continue
-            if len(outs) != 1 or not isinstance(outs[0], ast.Name) or \
-                    not isinstance(stmt, ast.Assign) or \
-                    not _sole_owner(func, outs[0].id):
-                raise ctx.error("cannot differentiate 'out=' here: the array it writes "
-                                "into is shared (a parameter, a view, another name); "
-                                "assign the result instead, e.g. 'h = np.tanh(h)'", stmt)
-            target = outs[0].id
-            value.keywords = [k for k in value.keywords if k.arg != "out"]
-            active.add(target)
+        value = getattr(stmt, "value", None)
+        outs = out_arguments(value) if isinstance(value, ast.Call) else []
+        involved = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)} \
+            if outs else set()
+        if not outs or not (involved & active or value_active(value, active)):
             out.append(stmt)
-            out.append(assign(target, name(stmt.targets[0].id), like=stmt))
+            return out
+        if len(outs) != 1 or not isinstance(outs[0], ast.Name) or \
+                not isinstance(stmt, ast.Assign) or \
+                not _sole_owner(func, outs[0].id):
+            raise ctx.error("cannot differentiate 'out=' here: the array it writes "
+                            "into is shared (a parameter, a view, another name); "
+                            "assign the result instead, e.g. 'h = np.tanh(h)'", stmt)
+        target = outs[0].id
+        value.keywords = [k for k in value.keywords if k.arg != "out"]
+        active.add(target)
+        out.append(stmt)
+        out.append(assign(target, name(stmt.targets[0].id), like=stmt))
         return out
 
-    func.body = lower(func.body)
+    func.body = rewrite(func.body, one)
     return active
 
 
@@ -227,38 +216,34 @@ def snapshot_reads(ctx, func, effects, active, callee_mutates, arrays=frozenset(
         return stmt.test if isinstance(stmt, ast.If) else \
             stmt.iter if isinstance(stmt, ast.For) else stmt
 
-    def visit(stmts):
+    def one(stmt):
         out = []
-        for stmt in stmts:
-            for field_name in ("body", "orelse"):
-                if hasattr(stmt, field_name):
-                    setattr(stmt, field_name, visit(getattr(stmt, field_name)))
-            reads = _reads_backward(stmt, active, callee_mutates) & effects.unstable
-            wanted = sorted(v for v in reads if id(stmt) not in places and v not in active
-                            or id(stmt) in places and
-                            _changed_later(v, stmt, effects, places, settled))
-            if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
-                wanted = []
-            renames = {}
-            for var in wanted:
-                copy_name = ctx.fresh(f"{var}_now")
-                copy_call = call(ctx.helper("snapshot"), name(var))
-                set_fact(copy_call, "target", Target("primitive", rt.snapshot, "snapshot"))
-                out.append(assign(copy_name, copy_call, like=stmt))
-                if var in active:               # the copy's adjoint flows back to var
-                    active.add(copy_name)
-                renames[var] = copy_name
-            if renames:
-                renamer = _Rename(renames)
-                if isinstance(stmt, (ast.If, ast.For)):
-                    part = "test" if isinstance(stmt, ast.If) else "iter"
-                    setattr(stmt, part, renamer.visit(header(stmt)))
-                elif isinstance(stmt.targets[0], ast.Subscript):
-                    stmt.targets[0].slice = renamer.visit(stmt.targets[0].slice)
-                else:
-                    stmt.value = renamer.visit(stmt.value)
-            out.append(stmt)
+        reads = _reads_backward(stmt, active, callee_mutates) & effects.unstable
+        wanted = sorted(v for v in reads if id(stmt) not in places and v not in active
+                        or id(stmt) in places and
+                        _changed_later(v, stmt, effects, places, settled))
+        if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
+            wanted = []
+        renames = {}
+        for var in wanted:
+            copy_name = ctx.fresh(f"{var}_now")
+            copy_call = call(ctx.helper("snapshot"), name(var))
+            set_fact(copy_call, "target", Target("primitive", rt.snapshot, "snapshot"))
+            out.append(assign(copy_name, copy_call, like=stmt))
+            if var in active:               # the copy's adjoint flows back to var
+                active.add(copy_name)
+            renames[var] = copy_name
+        if renames:
+            renamer = _Rename(renames)
+            if isinstance(stmt, (ast.If, ast.For)):
+                part = "test" if isinstance(stmt, ast.If) else "iter"
+                setattr(stmt, part, renamer.visit(header(stmt)))
+            elif isinstance(stmt.targets[0], ast.Subscript):
+                stmt.targets[0].slice = renamer.visit(stmt.targets[0].slice)
+            else:
+                stmt.value = renamer.visit(stmt.value)
+        out.append(stmt)
         return out
 
-    func.body = visit(func.body)
+    func.body = rewrite(func.body, one)
     return active

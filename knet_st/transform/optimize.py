@@ -13,7 +13,7 @@ written; only values the backward pass reads are saved).  What is left here:
 import ast
 
 from .facts import fact
-from .trees import stored_names
+from .trees import rewrite, stored_names
 
 
 def _binding_counts(fn):
@@ -59,29 +59,22 @@ def hoist_checks(fn):
     iteration) before the loop when the loop never rebinds the checked name;
     repeated checks of one name in one loop become one."""
 
-    def visit(stmts):
-        out = []
-        for stmt in stmts:
-            for field in ("body", "orelse"):
-                if hasattr(stmt, field):
-                    setattr(stmt, field, visit(getattr(stmt, field)))
-            if isinstance(stmt, (ast.For, ast.While)):
-                rebound = stored_names(stmt)
-                hoisted, kept, seen = [], [], set()
-                for inner in stmt.body:
-                    checked = _checked(inner)
-                    if checked is None or checked[1] in rebound:
-                        kept.append(inner)
-                    elif checked not in seen:
-                        seen.add(checked)
-                        hoisted.append(inner)
-                stmt.body = kept or [ast.Pass()]
-                out += [h for h in hoisted if _checked(h) not in
-                        {_checked(o) for o in out[-len(hoisted) - 1:]}]
-            out.append(stmt)
-        return out
+    def one(stmt):
+        if not isinstance(stmt, (ast.For, ast.While)):
+            return [stmt]
+        rebound = stored_names(stmt)
+        hoisted, kept, seen = [], [], set()
+        for inner in stmt.body:
+            checked = _checked(inner)
+            if checked is None or checked[1] in rebound:
+                kept.append(inner)
+            elif checked not in seen:
+                seen.add(checked)
+                hoisted.append(inner)
+        stmt.body = kept or [ast.Pass()]
+        return hoisted + [stmt]
 
-    fn.body = visit(fn.body)
+    fn.body = rewrite(fn.body, one)
     return fn
 
 

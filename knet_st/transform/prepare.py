@@ -17,7 +17,7 @@ import numpy as np
 from .facts import fact, set_fact
 from .resolve import Target
 from .activity import value_active
-from .trees import name as _name
+from .trees import name as _name, rewrite
 
 
 def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
@@ -123,28 +123,24 @@ def lower_augmented(ctx, func, active):
     active = set(active)
     private = _private_arrays(func)
 
-    def lower(stmts):
+    def one(stmt):
         out = []
-        for stmt in stmts:
-            for field in ("body", "orelse"):
-                if hasattr(stmt, field):
-                    setattr(stmt, field, lower(getattr(stmt, field)))
-            if isinstance(stmt, ast.AugAssign) and stmt.target.id in active:
-                var = stmt.target.id
-                if var not in private:
-                    out.append(ctx.run_check("check_not_array", var, stmt))
-                temp = ctx.fresh("t")
-                active.add(temp)
-                out += [ast.Assign(targets=[_name(temp, True)],
-                                   value=ast.BinOp(left=_name(var), op=stmt.op,
-                                                   right=stmt.value), lineno=stmt.lineno),
-                        ast.Assign(targets=[_name(var, True)], value=_name(temp),
-                                   lineno=stmt.lineno)]
-            else:
-                out.append(stmt)
+        if isinstance(stmt, ast.AugAssign) and stmt.target.id in active:
+            var = stmt.target.id
+            if var not in private:
+                out.append(ctx.run_check("check_not_array", var, stmt))
+            temp = ctx.fresh("t")
+            active.add(temp)
+            out += [ast.Assign(targets=[_name(temp, True)],
+                               value=ast.BinOp(left=_name(var), op=stmt.op,
+                                               right=stmt.value), lineno=stmt.lineno),
+                    ast.Assign(targets=[_name(var, True)], value=_name(temp),
+                               lineno=stmt.lineno)]
+        else:
+            out.append(stmt)
         return out
 
-    func.body = lower(func.body)
+    func.body = rewrite(func.body, one)
     return active
 
 

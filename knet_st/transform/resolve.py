@@ -108,16 +108,23 @@ def _value_of(node, env, local_names, dotted):
     if not isinstance(root, ast.Name) or root.id in local_names:
         return None
     try:
-        obj = env.lookup(root.id)
-        path = []
-        while isinstance(node, ast.Attribute):
-            path.append(node.attr)
-            node = node.value
-        for attr in reversed(path):
-            obj = getattr(obj, attr)
+        obj = _dotted_value(node, env)
     except (KeyError, AttributeError):
         return None
     return obj if _is_function(obj) else None
+
+
+def _dotted_value(node, env):
+    """The object ``a.b.c`` names in ``env``; ``KeyError`` or ``AttributeError``
+    if it names none."""
+    path = []
+    while isinstance(node, ast.Attribute):
+        path.append(node.attr)
+        node = node.value
+    obj = env.lookup(node.id)
+    for attr in reversed(path):
+        obj = getattr(obj, attr)
+    return obj
 
 
 def _with_functions(target, call, env, local_names, dotted):
@@ -223,14 +230,7 @@ def _resolve(call, env, local_names, local_functions, source, dotted):
             return Target("dynamic", None, ast.unparse(func))
         if isinstance(root, ast.Name):
             try:
-                obj = env.lookup(root.id)
-                path = []
-                node = func
-                while isinstance(node, ast.Attribute):
-                    path.append(node.attr)
-                    node = node.value
-                for attr in reversed(path):
-                    obj = getattr(obj, attr)
+                obj = _dotted_value(func, env)
             except (KeyError, AttributeError):
                 raise source.error(f"cannot resolve {ast.unparse(func)!r}", call) from None
             return classify(obj, ast.unparse(func))

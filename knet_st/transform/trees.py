@@ -52,6 +52,18 @@ class Marker(ast.Expr):
         self.origin = origin
 
 
+def rewrite(stmts, fn):
+    """A body rewritten statement by statement, nested bodies first:
+    ``fn(stmt)`` gives the statements that replace ``stmt``."""
+    out = []
+    for stmt in stmts:
+        for field in ("body", "orelse"):
+            if hasattr(stmt, field):
+                setattr(stmt, field, rewrite(getattr(stmt, field), fn))
+        out += fn(stmt)
+    return out
+
+
 def statements(body):
     """Every statement of ``body``, nested bodies included, in order."""
     for stmt in body:

@@ -10,6 +10,7 @@ adjoints.  In the callee (:func:`regular_parameters`) ``*args`` and
 import ast
 import inspect
 
+from .trees import rewrite
 from .facts import fact, set_fact
 from .resolve import Target
 
@@ -33,19 +34,15 @@ def pack_arguments(func, names, source):
     """Packs the collected arguments of every call of a user function with
     ``*args`` or ``**kwargs`` in ``func`` (see the module doc)."""
 
-    def visit(stmts):
+    def one(stmt):
         out = []
-        for stmt in stmts:
-            for field in ("body", "orelse"):
-                if hasattr(stmt, field):
-                    setattr(stmt, field, visit(getattr(stmt, field)))
-            call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
-            if isinstance(call, ast.Call):
-                out += _pack(call, names, stmt, source)
-            out.append(stmt)
+        call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
+        if isinstance(call, ast.Call):
+            out += _pack(call, names, stmt, source)
+        out.append(stmt)
         return out
 
-    func.body = visit(func.body)
+    func.body = rewrite(func.body, one)
 
 
 def _pack(call, names, stmt, source):
