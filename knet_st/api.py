@@ -123,7 +123,8 @@ class GradFunction:
             bound.apply_defaults()
             args = tuple(bound.arguments.values())
         functions = {name: a for name, a in zip(self.target_signature.parameters, args)
-                     if _is_function(a)}
+                     if type(a) in _FUNCTION_TYPES} if any(
+                         type(a) in _FUNCTION_TYPES for a in args) else {}
         fwd, bwd = self.compiled(functions)[:2]
         token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
         try:
@@ -155,9 +156,12 @@ class GradFunction:
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
 
 
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, np.ufunc)
+
+
 def _is_function(obj):
     """Whether an argument is a function the differentiated code may call."""
-    return isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, np.ufunc))
+    return isinstance(obj, _FUNCTION_TYPES)
 
 
 def _underlying(fn):
