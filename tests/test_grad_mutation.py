@@ -718,6 +718,37 @@ def sweep_helper_changes_buffer(w):
     return np.sum(h)
 
 
+def sweep_power(w, h, n):
+    if n == 0:
+        return h
+    return sweep_power(w, np.sin(w @ h) + h, n - 1)
+
+@case([np.eye(3) * 0.5, A(2.0, 2.0, 2.0)], must=True)
+def sweep_helper_returns_its_argument(w, x):
+    h = sweep_power(w, x, 0)      # h is x itself
+    x *= 0.5                      # so h changes too
+    return np.sum(h * h) + np.sum(w)
+
+@case([np.eye(3) * 0.5, A(2.0, -1.0, 0.5)], must=True)
+def sweep_helper_recursing_then_argument_changed(w, x):
+    h = sweep_power(w, x, 2)
+    x *= 0.5
+    return np.sum(h * h) + np.sum(x * w[0])
+
+def sweep_tweak(d, v):
+    d['a'] = d['a'] * 0.9 + v
+    return d['b'] * v             # the backward pass reads d['b']: x
+
+@case([[rnd(3, 3) * 0.4, rnd(3, 3) * 0.4], rnd(3, 2)], must=True)
+def sweep_dict_holds_input_changed_later(w, x):
+    d = {'a': x * 0.5, 'b': x}
+    h = np.tanh(w[0] @ x)
+    for i in range(2):
+        h = h + sweep_tweak(d, h) * 0.2
+        np.multiply(x, 0.5, out=x)
+    return np.sum(h * h) + np.sum(d['b'])
+
+
 # ============================================== runner
 
 @pytest.mark.parametrize("f, args, wrt, must, also", CASES)

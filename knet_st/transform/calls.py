@@ -24,7 +24,8 @@ class UserCalls:
         target = fact(call, "target")
         if not active and target.kind == "user":
             return [Marker("push", var, stmt), stmt]
-        fwd, bwd = self.calls.request(target, tuple(active))
+        fwd, bwd = self.calls.request(target, tuple(active),
+                                      fact(stmt, "volatile", frozenset()))
         set_fact(stmt, "callee_bwd", bwd)
         fwd_call = _call(bound_name(fwd), *copy.deepcopy(bound))
         if not active:

@@ -92,8 +92,12 @@ class _Caller:
         self.source = unit.source
         self.names = names
 
-    def request(self, target, pattern):
-        return self.compiler.request(target, pattern, self)
+    def request(self, target, pattern, volatile=frozenset()):
+        return self.compiler.request(target, pattern, self, volatile)
+
+    def parameters(self, call):
+        """The names of the parameters of the user function ``call`` calls."""
+        return self.compiler.unit_for(fact(call, "target")).params
 
     def bind(self, call):
         return self.compiler.bind_call(call, self)
@@ -152,21 +156,23 @@ class Compiler:
         first = next(iter(inspect.signature(fn).parameters))
         return {first: target.receiver_class}
 
-    def request(self, target, pattern, caller=None):
+    def request(self, target, pattern, caller=None, volatile=frozenset()):
         """The (forward, backward) function names of ``target`` differentiated
         with respect to the parameters at positions ``pattern``; generates them
-        on first request (a recursive request gets the names at once)."""
+        on first request (a recursive request gets the names at once).
+        ``volatile`` names the parameters whose objects the caller changes in
+        place after the call: the callee keeps copies of what it reads of them."""
         unit = self.unit_for(target)
         # The top-level function has its own pair: its backward function takes no
         # incoming adjoints, unlike the one its recursive calls use.
-        key = (id(unit), pattern, caller is None)
+        key = (id(unit), pattern, caller is None, frozenset(volatile))
         if key in self.jobs:
             fwd, bwd = self.jobs[key]
         else:
             fwd = self._reserve(f"{unit.name}_fwd")
             bwd = self._reserve(f"{unit.name}_bwd")
             self.jobs[key] = (fwd, bwd)
-            self._generate(unit, pattern, fwd, bwd, is_top=caller is None)
+            self._generate(unit, pattern, fwd, bwd, caller is None, frozenset(volatile))
         if caller is not None:
             for name in (fwd, bwd):
                 caller.names.taken.add(name)
@@ -182,11 +188,11 @@ class Compiler:
         self.ns.values[key] = None
         return key
 
-    def _generate(self, unit, pattern, fwd_name, bwd_name, is_top):
+    def _generate(self, unit, pattern, fwd_name, bwd_name, is_top, volatile):
         names = unit.names.copy()
         ctx = Context(unit.source, names, self.ns.bind)
         fwd, bwd = back_end(unit, pattern, is_top, ctx, _Caller(self, unit, names),
-                            fwd_name, bwd_name)
+                            fwd_name, bwd_name, volatile)
         for fn in (fwd, bwd):
             self._bind_globals(fn, unit, names)
             fn.lineno = unit.tree.lineno

@@ -49,7 +49,7 @@ class Effects:
     ``by_statement`` maps ``id(stmt)`` to its :class:`Effect`, ``changed`` the
     objects changed in place (see :func:`points_to`), ``changes`` lists
     ``(id(stmt), objects it changes, names it changes them through)``, ``reached[name]`` the objects an
-    unstable name may hold or reach."""
+    unstable name may hold or reach, ``facts`` the points-to facts."""
     mutated: set = field(default_factory=set)
     grown: set = field(default_factory=set)
     unstable: set = field(default_factory=set)
@@ -57,6 +57,7 @@ class Effects:
     changed: set = field(default_factory=set)
     changes: list = field(default_factory=list)
     reached: dict = field(default_factory=dict)
+    facts: object = None
 
 
 def _root_name(node):
@@ -311,6 +312,7 @@ def function_effects(func, callee_mutates):
     effects.changes = [(key, facts.of(effect.mutates), effect.mutates)
                        for key, effect in effects.by_statement.items() if effect.mutates]
     effects.reached = {n: facts.deep(facts.of({n})) for n in effects.unstable}
+    effects.facts = facts
     return effects
 
 

@@ -27,6 +27,8 @@ FACTS = {
             "the name holding a list position fixed in the forward pass"),
     "position": (ast.Expr, "reverse", "the name holding a list's length before append"),
     "args": (ast.Assign, "reverse", "a user call's argument nodes, one per parameter"),
+    "volatile": (ast.Assign, "in place",
+                 "a user call's parameters whose objects change in place after it"),
     "active_args": (ast.Assign, "reverse", "positions of the user call's active arguments"),
     "callee_bwd": (ast.Assign, "reverse", "the name of the called function's backward"),
     "saved": (ast.Assign, "reverse", "the name holding the callee's saved values"),

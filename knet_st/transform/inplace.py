@@ -20,7 +20,7 @@ import numpy as np
 from .facts import fact, set_fact
 from ..runtime import gradients as rt
 from .activity import value_active
-from .effects import call_mutates, out_arguments
+from .effects import out_arguments
 from .resolve import Target
 from .trees import assign, call, name, rewrite, statements, stored_names
 
@@ -130,15 +130,44 @@ def lower_out(ctx, func, active):
     return active
 
 
-def _reads_backward(stmt, active, callee_mutates):
-    """The names of values without gradient that ``stmt``'s adjoint may read,
-    excluding the ones a called user function changes itself."""
+# Functions whose result may be (a view of) their first argument: their
+# adjoints read only its shape, so nothing of it needs keeping.
+_VIEWS = {np.reshape, np.ravel, np.transpose, np.squeeze, np.expand_dims, np.broadcast_to,
+          np.swapaxes, np.moveaxis, np.atleast_1d, np.atleast_2d, np.atleast_3d, np.asarray,
+          np.asanyarray, np.real, np.diagonal, np.flip, np.fliplr, np.flipud, np.rot90}
+_VIEW_METHODS = {"reshape", "ravel", "transpose", "squeeze", "swapaxes", "diagonal", "view"}
+
+
+def _is_view(value):
+    """Whether the value of an assignment may share an operand's memory."""
+    if isinstance(value, (ast.Name, ast.Attribute)):
+        return True
+    target = fact(value, "target", None) if isinstance(value, ast.Call) else None
+    if target is None:
+        return False
+    if target.kind == "method":
+        return target.name in _VIEW_METHODS
+    try:
+        return target.kind in ("primitive", "nondiff") and target.obj in _VIEWS
+    except TypeError:
+        return False
+
+
+def _reads_backward(stmt, active):
+    """The names whose values ``stmt``'s adjoint may read (for a user call: all
+    its arguments, which its backward function may read)."""
     if isinstance(stmt, ast.Assign):
         target, value = stmt.targets[0], stmt.value
         if isinstance(target, ast.Subscript):
             if not (target.value.id in active or value_active(value, active)):
                 return set()
             nodes = [target.slice]
+        elif isinstance(value, ast.Subscript):      # x[i]: the index, not x
+            if not value_active(value, active):
+                return set()
+            nodes = [value.slice]
+        elif _is_view(value):
+            return set()
         else:
             user = isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local")
             if not (value_active(value, active) or
@@ -146,9 +175,6 @@ def _reads_backward(stmt, active, callee_mutates):
                     & active):
                 return set()
             nodes = [value]
-            if user:
-                reads = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
-                return reads - set(call_mutates(value, callee_mutates))
     elif isinstance(stmt, ast.If):
         nodes = [stmt.test]
     elif isinstance(stmt, ast.For):
@@ -204,26 +230,47 @@ def _changed_later(var, stmt, effects, places, settled):
     return False
 
 
-def snapshot_reads(ctx, func, effects, active, callee_mutates, arrays=frozenset()):
+def snapshot_reads(ctx, func, effects, active, calls, arrays=frozenset(),
+                   volatile=frozenset()):
     """Copies values where the backward pass reads them and they may change in
     place later (see the module doc); returns the active names, the copies of
-    active names among them.  ``arrays`` are the :func:`written_arrays`."""
+    active names among them.  ``arrays`` are the :func:`written_arrays`;
+    ``calls`` answers for user functions; ``volatile`` names the parameters
+    whose objects the caller changes after this function returns.  The
+    arguments of a user call are not copied: the callee is told which of its
+    parameters change afterwards, and keeps copies of what it reads of them."""
     active = set(active)
     settled = active - set(arrays)
     places = _positions(func.body)
+    facts = effects.facts
+    outside = facts.deep({("param", p) for p in volatile})
 
     def header(stmt):
         return stmt.test if isinstance(stmt, ast.If) else \
             stmt.iter if isinstance(stmt, ast.For) else stmt
 
+    def changes_later(var, stmt):
+        if outside and facts.deep(facts.of({var})) & outside:
+            return True
+        if var not in effects.unstable:
+            return False
+        if id(stmt) not in places:
+            return var not in active
+        return _changed_later(var, stmt, effects, places, settled)
+
     def one(stmt):
         out = []
-        reads = _reads_backward(stmt, active, callee_mutates) & effects.unstable
-        wanted = sorted(v for v in reads if id(stmt) not in places and v not in active
-                        or id(stmt) in places and
-                        _changed_later(v, stmt, effects, places, settled))
-        if isinstance(stmt, ast.Expr) and fact(stmt, "check", False):
-            wanted = []
+        reads = _reads_backward(stmt, active)
+        wanted = sorted(v for v in reads if changes_later(v, stmt))
+        value = getattr(stmt, "value", None)
+        if isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
+                fact(value, "target").kind in ("user", "local"):
+            if wanted:
+                params = calls.parameters(value)
+                set_fact(stmt, "volatile", frozenset(
+                    p for node, p in zip(calls.bind(value), params)
+                    if isinstance(node, ast.Name) and node.id in wanted))
+            return [stmt]
         renames = {}
         for var in wanted:
             copy_name = ctx.fresh(f"{var}_now")

@@ -78,11 +78,13 @@ def front_end(name, qualname, tree, source, env, local_functions):
     return unit
 
 
-def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
+def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset()):
     """The forward and backward ``FunctionDef`` trees of ``unit`` differentiated
     with respect to its parameters at positions ``pattern``.  ``ctx`` is the
     :class:`~.context.Context` of this function, ``calls`` answers for the
-    user functions it calls (``request``, ``bind``, ``mutated``, ``stored``)."""
+    user functions it calls (``request``, ``bind``, ``parameters``, ``mutated``,
+    ``stored``); ``volatile`` the parameters its caller changes in place
+    after the call."""
     tree = copy.deepcopy(unit.tree)
     params = unit.params
     wrt = [params[i] for i in pattern]
@@ -94,7 +96,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name):
     check_aliasing(ctx, tree, params, active, before, arrays)
     active = lower_out(ctx, tree, active)
     active = lower_augmented(ctx, tree, active)
-    active = snapshot_reads(ctx, tree, effects, active, calls.mutated, arrays)
+    active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)
     reverse = Reverse(ctx, bindings_of(tree, params), active, wrt, mixed,

@@ -1,0 +1,574 @@
+"""Forward mode: a function's Jacobian-vector product, as generated Python.
+
+The front end (:func:`.pipeline.front_end`) gives one operation per statement;
+this pass writes one tangent statement beside each statement whose value
+carries a tangent (``tan_<name>``), inlining the rules of :mod:`.tangents`.
+Control flow stays as it is; a user function called with tangents is
+transformed in turn into ``<name>_jvp(params..., tangents...)``, returning
+``(value, tangent)``.  Lists, tuples and dicts have tangents of the same
+structure, changed by the same ``append``, ``pop`` and item assignments.
+
+Applied to the code ``kt.grad`` generates, it gives Hessian-vector products
+(forward over reverse): the runtime helpers gradient code calls have tangent
+rules too.
+"""
+
+import ast
+import copy
+import inspect
+
+from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
+from .compiler import TrackingEnvironment, _compile, _fill_positions, _lines_of, _signature
+from .facts import fact
+from .pipeline import front_end, parse_and_fence
+from .resolve import Environment
+from .reverse import BINOPS, UNARYOPS
+from . import tangents
+from .tangents import CONSTANT, tangent_rule
+from .trees import call as _call, name as _name, statements as _statements, stored_names
+
+import builtins
+import operator
+
+_LIST_METHODS = {"append", "insert", "extend", "pop"}
+
+
+class Zero(ast.expr):
+    """A zero tangent in a rule being inlined: simplified away, or written as
+    ``zero_tangent(primal)``."""
+    _fields = ()
+
+    def __init__(self, primal):
+        super().__init__()
+        self.primal = primal
+        self._tan = True
+
+
+def _is_constant(obj):
+    try:
+        return obj in CONSTANT
+    except TypeError:
+        return False
+
+
+class ForwardCompiler:
+    """Transforms one function, and the user functions it calls, into tangent
+    functions; ``generated`` maps function objects whose source is generated
+    (gradient code) to ``(tree, Source)``."""
+
+    def __init__(self, generated=None):
+        self.ns, self.units, self.jobs, self.functions, self.deps = {}, {}, {}, [], []
+        self.generated = generated or {}
+
+    # -- units and requests ----------------------------------------------------
+    def unit_for(self, target):
+        if target.kind == "local":
+            tree, parent = target.obj
+            key = ("local", id(parent), tree.name)
+            if key not in self.units:
+                self.units[key] = front_end(tree.name, f"{parent.qualname}.{tree.name}",
+                                            copy.deepcopy(tree), parent.source, parent.env,
+                                            parent.local_functions)
+            return self.units[key]
+        fn = target.obj
+        if fn not in self.units:
+            if fn in self.generated:
+                tree, source = self.generated[fn]
+                tree, env = copy.deepcopy(tree), Environment(fn.__globals__)
+            else:
+                tree, source = parse_and_fence(fn)
+                env = TrackingEnvironment(fn)
+                self.deps += env.deps
+            self.units[fn] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
+        return self.units[fn]
+
+    def request(self, target, pattern):
+        """The name of ``target``'s tangent function for the active parameter
+        positions ``pattern`` (generated on first request)."""
+        unit = self.unit_for(target)
+        key = (id(unit), pattern)
+        if key not in self.jobs:
+            name, n = f"{unit.name}_jvp", 1
+            while name in self.ns:
+                n += 1
+                name = f"{unit.name}_jvp{n}"
+            self.ns[name] = None
+            self.jobs[key] = name
+            _Function(self, unit, pattern, name).run()
+        return self.jobs[key]
+
+    def bind(self, name, obj, local):
+        for n in range(1, 1000):
+            key = name if n == 1 else f"{name}_{n}"
+            if key in local or (key in self.ns and self.ns[key] is not obj):
+                continue
+            self.ns[key] = obj
+            return key
+        raise RuntimeError(f"no free name for {name}")
+
+    def compile(self, top_name):
+        """Executes every generated function; returns the top one, the source and
+        each function's lines (as :class:`.compiler.Compiled` does)."""
+        for function, origin in self.functions:
+            _fill_positions(function, origin)
+        source = ast.unparse(ast.Module(body=[f for f, _ in self.functions],
+                                        type_ignores=[])) + "\n"
+        namespace, lines = dict(self.ns), {}
+        for function, origin in self.functions:
+            exec(_compile(function, origin), namespace)
+            lines[function.name] = (origin.filename, _lines_of(function))
+        return namespace[top_name], source, lines
+
+
+class _Function:
+    """The tangent function of one unit for one pattern of active parameters."""
+
+    def __init__(self, compiler, unit, pattern, name):
+        self.c, self.unit, self.pattern, self.name = compiler, unit, pattern, name
+        self.names = unit.names.copy()
+        self.tan = {}
+
+    def error(self, message, node):
+        return self.unit.source.error(message, node)
+
+    def tname(self, var):
+        if var not in self.tan:
+            self.tan[var] = self.names.fresh("tan_" + var)
+        return self.tan[var]
+
+    def run(self):
+        tree = copy.deepcopy(self.unit.tree)
+        params = self.unit.params
+        seeds = {params[i] for i in self.pattern}
+        self.active = self.analyze(tree.body, seeds)
+        head = [self.zero_assign(p, tree) for p in params
+                if p in self.active and p not in seeds]
+        body = head + self.block(tree.body)
+        if not body or not isinstance(body[-1], ast.Return):
+            body.append(ast.Return(ast.Tuple([ast.Constant(None)] * 2, ast.Load())))
+        args = copy.deepcopy(tree.args)
+        args.args = args.posonlyargs + args.args + args.kwonlyargs + \
+            [ast.arg(self.tname(params[i])) for i in self.pattern]
+        args.posonlyargs, args.kwonlyargs, args.kw_defaults, args.defaults = [], [], [], []
+        fn = ast.FunctionDef(name=self.name, args=args, body=body, decorator_list=[],
+                             returns=None, type_params=[], lineno=tree.lineno)
+        self.bind_globals(fn)
+        self.c.functions.append((fn, self.unit.source))
+
+    # -- activity: the names that may carry a tangent (flow-insensitive) --------
+    def analyze(self, body, seeds):
+        active, before = set(seeds), None
+        while active != before:
+            before = set(active)
+            for stmt in _statements(body):
+                self.mark(stmt, active)
+        return active
+
+    def mark(self, stmt, active):
+        self.active = active
+        if isinstance(stmt, ast.Assign):
+            target, value = stmt.targets[0], stmt.value
+            if self.value_active(value):
+                active.add(target.id if isinstance(target, ast.Name) else target.value.id)
+            if isinstance(target, ast.Name) and isinstance(value, ast.Call):
+                self.mark_call(value, active)
+        elif isinstance(stmt, ast.AugAssign) and self.value_active(stmt.value):
+            active.add(stmt.target.id)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            if fact(call, "target").kind == "method" and \
+                    call.func.attr in _LIST_METHODS and \
+                    any(self.is_active(a) for a in call.args):
+                active.add(call.func.value.id)
+            self.mark_call(call, active)
+        elif isinstance(stmt, ast.For) and self.value_active(stmt.iter):
+            active.add(stmt.target.id)
+
+    def mark_call(self, call, active):
+        """Lists a user function changes in place become active with the call."""
+        target = fact(call, "target")
+        if target.kind in ("user", "local") and self.kind(call)[0] == "user" and \
+                any(self.is_active(a) for a in call.args + [k.value for k in call.keywords]):
+            unit = self.c.unit_for(target)
+            changed = _changed_params(unit.tree)
+            for arg, param in zip(self.bind_args(call, unit), unit.params):
+                if param in changed and isinstance(arg, ast.Name):
+                    active.add(arg.id)
+
+    def is_active(self, node):
+        return any(n.id in self.active for n in ast.walk(node)
+                   if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+
+    def value_active(self, value):
+        if isinstance(value, (ast.Name, ast.Tuple, ast.List)):
+            return self.is_active(value)
+        if isinstance(value, ast.Dict):
+            return any(self.is_active(v) for v in value.values)
+        if isinstance(value, ast.BinOp):
+            return type(value.op) in BINOPS and self.is_active(value)
+        if isinstance(value, ast.UnaryOp):
+            return type(value.op) in UNARYOPS and self.is_active(value)
+        if isinstance(value, ast.Subscript):
+            return self.is_active(value.value)
+        if isinstance(value, ast.Attribute):
+            return value.attr not in NONDIFFERENTIABLE_ATTRIBUTES and self.is_active(value)
+        if isinstance(value, ast.Call):
+            operands = value.args + [k.value for k in value.keywords]
+            if isinstance(value.func, ast.Attribute) and \
+                    fact(value, "target").kind == "method":
+                operands = operands + [value.func.value]
+            return self.kind(value)[0] != "constant" and \
+                any(self.is_active(a) for a in operands)
+        return False
+
+    def kind(self, call):
+        """``(kind, detail)`` of a call: ``constant``, ``rule`` (the rule, the
+        receiver for a method), ``user``, ``list`` (a list method), ``unknown``."""
+        target = fact(call, "target")
+        obj = target.obj
+        if target.kind == "nondiff" or _is_constant(obj):
+            return "constant", None
+        if target.kind in ("primitive", "user", "opaque") and tangent_rule(obj):
+            return "rule", (tangent_rule(obj), None)
+        if target.kind == "method":
+            name = target.name
+            if name in NONDIFFERENTIABLE_METHODS:
+                return "constant", None
+            if name in _LIST_METHODS:
+                return "list", None
+            if name in METHODS and tangent_rule(METHODS[name]):
+                return "rule", (tangent_rule(METHODS[name]), call.func.value)
+        if target.kind == "local" or target.kind == "user" and not \
+                (getattr(obj, "__module__", None) or "").startswith("knet_st.runtime"):
+            return "user", None
+        what = "runtime helper " if target.kind == "user" else ""
+        return "unknown", (f"forward mode (kt.jvp, kt.hvp) has no tangent rule for "
+                           f"{what}{target.name or ast.unparse(call.func)}")
+
+    # -- statements -----------------------------------------------------------
+    def block(self, stmts):
+        out = []
+        for stmt in stmts:
+            new = getattr(self, "s_" + type(stmt).__name__, None)
+            if new is None:
+                raise self.error(f"forward mode cannot transform "
+                                 f"{type(stmt).__name__} statements", stmt)
+            for s in new(stmt):
+                out.append(ast.copy_location(s, stmt) if not hasattr(s, "lineno") else s)
+        return out
+
+    def s_Pass(self, stmt):
+        return [stmt]
+
+    s_Break = s_Continue = s_Assert = s_Raise = s_Pass
+
+    def s_If(self, stmt):
+        stmt.body, stmt.orelse = self.block(stmt.body), self.block(stmt.orelse)
+        return [stmt]
+
+    def s_While(self, stmt):
+        stmt.body = self.block(stmt.body)
+        return [stmt]
+
+    def s_For(self, stmt):
+        stmt.body = self.block(stmt.body)
+        if self.value_active(stmt.iter):
+            tan = self.tangent(stmt.iter)
+            stmt.target = ast.Tuple([stmt.target, _name(self.tname(stmt.target.id), True)],
+                                    ast.Store())
+            stmt.iter = _call(_builtin("zip"), stmt.iter, self.materialize(tan))
+        return [stmt]
+
+    def s_Return(self, stmt):
+        tan = self.materialize(self.tangent(stmt.value))
+        return [ast.Return(ast.Tuple([stmt.value, tan], ast.Load()))]
+
+    def s_AugAssign(self, stmt):
+        var = stmt.target.id
+        if var not in self.active:
+            return [stmt]
+        if not isinstance(stmt.op, (ast.Add, ast.Sub)):
+            raise self.error("forward mode: write 'x = x * v' instead of 'x *= v'", stmt)
+        if not self.is_active(stmt.value):
+            return [stmt]
+        return [stmt, ast.AugAssign(_name(self.tname(var), True), stmt.op,
+                                    self.materialize(self.tangent(stmt.value)))]
+
+    def s_Expr(self, stmt):
+        call = stmt.value
+        if not isinstance(call, ast.Call) or not self.value_active(call) and \
+                not (fact(call, "target").kind == "method" and self.is_active(call.func)):
+            return [stmt]
+        kind, detail = self.kind(call)
+        if kind == "list":
+            return [stmt, ast.Expr(self.list_method(call))]
+        if kind == "user":
+            return self.user_call(call, None)
+        if kind == "unknown":
+            raise self.error(detail, stmt)
+        return [stmt]     # a result nobody reads
+
+    def s_Assign(self, stmt):
+        target, value = stmt.targets[0], stmt.value
+        if isinstance(target, ast.Subscript):
+            if target.value.id not in self.active:
+                return [stmt]
+            tan = ast.Subscript(_name(self.tname(target.value.id)), copy.deepcopy(target.slice),
+                                ast.Store())
+            return [stmt, ast.Assign([tan], self.materialize(self.tangent(value)))]
+        if not isinstance(target, ast.Name):
+            raise self.error("forward mode cannot assign to this target", stmt)
+        var = target.id
+        if var not in self.active:
+            return [stmt]
+        if not self.value_active(value):
+            return [stmt, self.zero_assign(var, stmt)]
+        if isinstance(value, ast.Call):
+            kind, detail = self.kind(value)
+            if kind == "user":
+                return self.user_call(value, var)
+            if kind == "list":
+                return [stmt, _assign(self.tname(var), self.list_method(value))]
+            if kind == "unknown":
+                raise self.error(detail, stmt)
+            rule, receiver = detail
+            args = ([receiver] if receiver is not None else []) + value.args
+            keywords = {k.arg: k.value for k in value.keywords}
+            return [stmt] + self.inline(rule, args, keywords, var, stmt)
+        if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+            ops = BINOPS if isinstance(value, ast.BinOp) else UNARYOPS
+            rule = tangent_rule(getattr(operator, ops[type(value.op)]))
+            if rule is None:
+                raise self.error(f"forward mode has no tangent rule for "
+                                 f"{ops[type(value.op)]}", stmt)
+            args = [value.left, value.right] if isinstance(value, ast.BinOp) else \
+                [value.operand]
+            return [stmt] + self.inline(rule, args, {}, var, stmt)
+        return [stmt, _assign(self.tname(var), self.materialize(self.tangent(value)))]
+
+    def zero_assign(self, var, like):
+        return ast.copy_location(_assign(self.tname(var), self.zero(_name(var))), like)
+
+    def list_method(self, call):
+        method = call.func.attr
+        args = [self.materialize(self.tangent(a)) if method != "insert" or i == 1 else
+                copy.deepcopy(a) for i, a in enumerate(call.args)]
+        if method == "pop":
+            args = copy.deepcopy(call.args)
+        return _call(ast.Attribute(_name(self.tname(call.func.value.id)), method, ast.Load()),
+                     *args)
+
+    def user_call(self, call, var):
+        """``var, tan_var = f_jvp(args..., tangents...)`` for a user function."""
+        target = fact(call, "target")
+        unit = self.c.unit_for(target)
+        args = self.bind_args(call, unit)
+        pattern = tuple(i for i, a in enumerate(args) if self.is_active(a))
+        name = self.c.request(target, pattern)
+        func = _name(name)
+        func._key = True
+        new = _call(func, *args, *[self.materialize(self.tangent(args[i])) for i in pattern])
+        if var is None:
+            return [ast.Expr(new)]
+        return [ast.Assign([ast.Tuple([_name(var, True), _name(self.tname(var), True)],
+                                      ast.Store())], new)]
+
+    def bind_args(self, call, unit):
+        target = fact(call, "target")
+        if any(isinstance(a, ast.Starred) for a in call.args) or \
+                any(k.arg is None for k in call.keywords):
+            raise self.error("forward mode cannot call a function with *args or **kwargs",
+                             call)
+        args = list(call.args)
+        if target.receiver is not None:
+            args.insert(0, _name(target.receiver))
+        signature = inspect.signature(target.obj) if target.kind == "user" and \
+            target.obj not in self.c.generated else _signature(unit.tree)
+        try:
+            bound = signature.bind(*args, **{k.arg: k.value for k in call.keywords})
+        except TypeError as exc:
+            raise self.error(f"{unit.name}(): {exc}", call) from None
+        nodes = []
+        for name, param in signature.parameters.items():
+            if name in bound.arguments:
+                nodes.append(bound.arguments[name])
+            elif isinstance(param.default, ast.AST):
+                nodes.append(copy.deepcopy(param.default))
+            elif isinstance(param.default, (bool, int, float, str, type(None))):
+                nodes.append(ast.Constant(param.default))
+            else:
+                raise self.error(f"forward mode: pass {name} to {unit.name}() explicitly",
+                                 call)
+        return nodes
+
+    # -- tangent expressions and rules ----------------------------------------------
+    def tangent(self, node):
+        """The tangent of an operand: a Name, ``Zero``, or the same structure."""
+        if isinstance(node, ast.Name):
+            if node.id not in self.active:
+                return Zero(node)
+            tan = _name(self.tname(node.id))
+            tan._tan = True
+            return tan
+        if isinstance(node, (ast.Tuple, ast.List)) and self.is_active(node):
+            return type(node)([self.materialize(self.tangent(e)) for e in node.elts],
+                              ast.Load())
+        if isinstance(node, ast.Dict) and self.is_active(node):
+            return ast.Dict([copy.deepcopy(k) for k in node.keys],
+                            [self.materialize(self.tangent(v)) for v in node.values])
+        if isinstance(node, (ast.Subscript, ast.Attribute)) and self.is_active(node.value):
+            tan = copy.deepcopy(node)
+            tan.value = self.tangent(node.value)
+            return tan
+        return Zero(node)
+
+    def zero(self, primal):
+        func = _name("zero_tangent")
+        func._env = vars(tangents)
+        return _call(func, copy.deepcopy(primal))
+
+    def materialize(self, node):
+        if isinstance(node, Zero):
+            return self.zero(node.primal)
+        for parent in ast.walk(node):
+            for field, value in ast.iter_fields(parent):
+                if isinstance(value, Zero):
+                    setattr(parent, field, self.zero(value.primal))
+                elif isinstance(value, list):
+                    value[:] = [self.zero(v.primal) if isinstance(v, Zero) else v
+                                for v in value]
+        return node
+
+    def inline(self, rule, args, keywords, var, stmt):
+        try:
+            bound = rule.bind(args, keywords)
+        except TypeError as exc:
+            raise self.error(str(exc), stmt) from None
+        subst = dict(bound)
+        for param, dname in rule.tangents.items():
+            subst[dname] = self.tangent(bound[param])
+        subst[rule.output] = _name(var)
+        result = "d" + rule.output
+        local = {n for s in rule.body for n in stored_names(s)} - {result}
+        renames = {n: self.names.fresh(n) for n in local}
+        out = []
+        for template in rule.body:
+            stmt_ = copy.deepcopy(template)
+            stmt_ = _Substitute(subst, renames, rule.globals).visit(stmt_)
+            value = _simplify(stmt_.value)
+            if stmt_.targets[0].id == result:
+                value = self.zero(_name(var)) if isinstance(value, Zero) else \
+                    self.materialize(value)
+                out.append(_assign(self.tname(var), value))
+            else:
+                out.append(_assign(stmt_.targets[0].id, self.materialize(value)))
+        return [ast.copy_location(s, stmt) for s in out]
+
+    def bind_globals(self, fn):
+        local = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)} | stored_names(fn)
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load) or \
+                    node.id in local or getattr(node, "_key", False):
+                continue
+            env = getattr(node, "_env", None)
+            if env is not None:
+                obj = env[node.id] if node.id in env else getattr(builtins, node.id)
+            else:
+                try:
+                    obj = self.unit.env.lookup(node.id)
+                except (KeyError, AttributeError):
+                    raise self.error(f"name {node.id!r} is not defined", node) from None
+            node.id = self.c.bind(node.id, obj, local)
+
+
+class _Substitute(ast.NodeTransformer):
+    """A rule's names replaced: parameters by argument (and tangent) nodes,
+    locals by fresh names, globals marked with the rule's module."""
+
+    def __init__(self, subst, renames, env):
+        self.subst, self.renames, self.env = subst, renames, env
+
+    def visit_Name(self, node):
+        if node.id in self.renames:
+            return _name(self.renames[node.id], isinstance(node.ctx, ast.Store))
+        if node.id in self.subst:
+            new = self.subst[node.id]
+            if isinstance(new, Zero):
+                return Zero(new.primal)
+            out = copy.deepcopy(new)
+            if getattr(new, "_tan", False):
+                for n in ast.walk(out):
+                    n._tan = True
+            return out
+        node._env = self.env
+        return node
+
+
+def _carries(node):
+    return any(getattr(n, "_tan", False) for n in ast.walk(node))
+
+
+def _simplify(node):
+    """Zero tangents propagated: ``0 * a``, ``a + 0``, ``f(0)`` (every tangent
+    argument zero: rules are linear in tangents)."""
+    if isinstance(node, ast.BinOp):
+        left, right = _simplify(node.left), _simplify(node.right)
+        lz, rz = isinstance(left, Zero), isinstance(right, Zero)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            if lz and rz:
+                return left
+            if rz:
+                return left
+            if lz:
+                return right if isinstance(node.op, ast.Add) else \
+                    _mark(ast.UnaryOp(ast.USub(), right))
+        elif lz or rz:
+            return left if lz else right
+        return _mark(ast.BinOp(left, node.op, right))
+    if isinstance(node, ast.UnaryOp):
+        operand = _simplify(node.operand)
+        return operand if isinstance(operand, Zero) else _mark(ast.UnaryOp(node.op, operand))
+    if isinstance(node, ast.Call):
+        carrying = [i for i, a in enumerate(node.args) if _carries(a)]
+        node.args = [_simplify(a) for a in node.args]
+        if carrying and all(isinstance(node.args[i], Zero) for i in carrying):
+            return Zero(None)
+        return _mark(node) if carrying else node
+    if isinstance(node, (ast.Subscript, ast.Attribute)):
+        node.value = _simplify(node.value)
+        return node.value if isinstance(node.value, Zero) else node
+    return node
+
+
+def _mark(node):
+    node._tan = True
+    return node
+
+
+def _changed_params(tree):
+    """Parameters of a function that it may change in place (item assignment, a
+    list method, or passing them on to a call)."""
+    params = {a.arg for a in ast.walk(tree.args) if isinstance(a, ast.arg)}
+    changed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) and \
+                isinstance(node.value, ast.Name):
+            changed.add(node.value.id)
+        elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+                    and node.func.attr in _LIST_METHODS:
+                changed.add(node.func.value.id)
+            elif fact(node, "target", None) is not None and \
+                    fact(node, "target").kind in ("user", "local"):
+                changed |= {a.id for a in node.args if isinstance(a, ast.Name)}
+    return changed & params
+
+
+def _builtin(id):
+    node = _name(id)
+    node._env = vars(builtins)
+    return node
+
+
+def _assign(target, value):
+    return ast.Assign([_name(target, True)], value)
