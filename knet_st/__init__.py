@@ -21,6 +21,7 @@ _limit()
 
 # --- compiler (issue 3) ---
 from .api import grad, value_and_grad, source
+from .higher import jvp, hvp, hessian
 from .errors import TransformError
 from .transform.registry import adjoint, nondifferentiable
 # --- runtime (issue 4) ---

@@ -313,6 +313,12 @@ def grad(fn=None, wrt=0, verbose=False):
     """
     if fn is None:
         return lambda f: GradFunction(f, wrt, verbose)
+    from .higher import SecondDerivative, second_order
+    if second_order(fn) and wrt == 0:
+        second = SecondDerivative(fn)
+        if verbose:
+            print(second.source())
+        return second
     return GradFunction(fn, wrt, verbose)
 
 
@@ -337,6 +343,10 @@ def source(g):
 
         print(kt.source(kt.grad(loss)))
     """
+    from . import higher
+    if isinstance(g, (higher.JvpFunction, higher.HvpFunction, higher.SecondDerivative)) or \
+            getattr(g, "kt_hessian", False):
+        return g.source()
     if not isinstance(g, GradFunction):
         raise TypeError("source() takes a function returned by knet_st.grad")
     return g.source()

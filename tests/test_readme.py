@@ -76,3 +76,7 @@ def test_adding_a_primitive(tmp_path):
 
 def lambda_free_sinh(x):
     return np.sum(np.sinh(x))
+
+
+def test_derivatives_of_derivatives(tmp_path):
+    run_block(blocks()[4], tmp_path, {})

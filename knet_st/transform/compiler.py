@@ -66,7 +66,7 @@ class TrackingEnvironment(Environment):
         return value
 
 
-def _signature(tree):
+def signature_of(tree):
     """The parameters of a function tree as an :class:`inspect.Signature`."""
     args = tree.args
     positional = args.posonlyargs + args.args
@@ -259,7 +259,7 @@ class Compiler:
         if target.kind == "user":
             signature = inspect.signature(target.obj)
         else:
-            signature = _signature(unit.tree)
+            signature = signature_of(unit.tree)
         args = [a for a in call.args if not isinstance(a, ast.Starred)]
         keywords = [k for k in call.keywords if k.arg is not None]
         if target.receiver is not None:          # self.method(x): method(self, x)
@@ -310,14 +310,14 @@ class Compiler:
                                     unit.tree)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:
-            _fill_positions(function, origin)
+            fill_positions(function, origin)
         source = ast.unparse(ast.Module(body=[f for f, _ in self.functions],
                                         type_ignores=[])) + "\n"
         namespace = {k: v for k, v in self.ns.values.items() if v is not None}
         lines = {}
         for function, origin in self.functions:
-            exec(_compile(function, origin), namespace)
-            lines[function.name] = (origin.filename, _lines_of(function))
+            exec(compile_function(function, origin), namespace)
+            lines[function.name] = (origin.filename, lines_of(function))
         unique = {}
         for env_deps in self.deps:
             for where, name, expected in env_deps:
@@ -338,7 +338,7 @@ class Compiled(NamedTuple):
     lines: dict
 
 
-def _lines_of(function):
+def lines_of(function):
     """The generated simple statements of ``function``, by the user line they
     come from."""
     lines = {}
@@ -349,13 +349,13 @@ def _lines_of(function):
     return lines
 
 
-def _compile(function, origin):
+def compile_function(function, origin):
     """A generated function compiled under its user's file name and lines, so
     that tracebacks, warnings and pdb show the user's code."""
     return compile(ast.Module(body=[function], type_ignores=[]), origin.filename, "exec")
 
 
-def _fill_positions(function, origin):
+def fill_positions(function, origin):
     """Positions for the nodes that have none or only a line: the whole line
     (the line of the function's ``def`` when there is none)."""
     for node in ast.walk(function):

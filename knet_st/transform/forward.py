@@ -18,109 +18,25 @@ import copy
 import inspect
 
 from .adjoints import METHODS, NONDIFFERENTIABLE_ATTRIBUTES, NONDIFFERENTIABLE_METHODS
-from .compiler import TrackingEnvironment, _compile, _fill_positions, _lines_of, _signature
+from .compiler import signature_of
+from .effects import STORING_METHODS, mutated_parameters
 from .facts import fact
-from .pipeline import front_end, parse_and_fence
-from .resolve import Environment
+from .tangent_exprs import Zero, _builtin, _is_constant, _simplify, _Substitute
 from .reverse import BINOPS, UNARYOPS
 from . import tangents
-from .tangents import CONSTANT, tangent_rule
+from .tangents import tangent_rule
 from .trees import call as _call, name as _name, statements as _statements, stored_names
 
 import builtins
 import operator
 
+
+
+# The list methods whose tangent forward mode replays on the tangent list.
 _LIST_METHODS = {"append", "insert", "extend", "pop"}
 
 
-class Zero(ast.expr):
-    """A zero tangent in a rule being inlined: simplified away, or written as
-    ``zero_tangent(primal)``."""
-    _fields = ()
-
-    def __init__(self, primal):
-        super().__init__()
-        self.primal = primal
-        self._tan = True
-
-
-def _is_constant(obj):
-    try:
-        return obj in CONSTANT
-    except TypeError:
-        return False
-
-
-class ForwardCompiler:
-    """Transforms one function, and the user functions it calls, into tangent
-    functions; ``generated`` maps function objects whose source is generated
-    (gradient code) to ``(tree, Source)``."""
-
-    def __init__(self, generated=None):
-        self.ns, self.units, self.jobs, self.functions, self.deps = {}, {}, {}, [], []
-        self.generated = generated or {}
-
-    # -- units and requests ----------------------------------------------------
-    def unit_for(self, target):
-        if target.kind == "local":
-            tree, parent = target.obj
-            key = ("local", id(parent), tree.name)
-            if key not in self.units:
-                self.units[key] = front_end(tree.name, f"{parent.qualname}.{tree.name}",
-                                            copy.deepcopy(tree), parent.source, parent.env,
-                                            parent.local_functions)
-            return self.units[key]
-        fn = target.obj
-        if fn not in self.units:
-            if fn in self.generated:
-                tree, source = self.generated[fn]
-                tree, env = copy.deepcopy(tree), Environment(fn.__globals__)
-            else:
-                tree, source = parse_and_fence(fn)
-                env = TrackingEnvironment(fn)
-                self.deps += env.deps
-            self.units[fn] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
-        return self.units[fn]
-
-    def request(self, target, pattern):
-        """The name of ``target``'s tangent function for the active parameter
-        positions ``pattern`` (generated on first request)."""
-        unit = self.unit_for(target)
-        key = (id(unit), pattern)
-        if key not in self.jobs:
-            name, n = f"{unit.name}_jvp", 1
-            while name in self.ns:
-                n += 1
-                name = f"{unit.name}_jvp{n}"
-            self.ns[name] = None
-            self.jobs[key] = name
-            _Function(self, unit, pattern, name).run()
-        return self.jobs[key]
-
-    def bind(self, name, obj, local):
-        for n in range(1, 1000):
-            key = name if n == 1 else f"{name}_{n}"
-            if key in local or (key in self.ns and self.ns[key] is not obj):
-                continue
-            self.ns[key] = obj
-            return key
-        raise RuntimeError(f"no free name for {name}")
-
-    def compile(self, top_name):
-        """Executes every generated function; returns the top one, the source and
-        each function's lines (as :class:`.compiler.Compiled` does)."""
-        for function, origin in self.functions:
-            _fill_positions(function, origin)
-        source = ast.unparse(ast.Module(body=[f for f, _ in self.functions],
-                                        type_ignores=[])) + "\n"
-        namespace, lines = dict(self.ns), {}
-        for function, origin in self.functions:
-            exec(_compile(function, origin), namespace)
-            lines[function.name] = (origin.filename, _lines_of(function))
-        return namespace[top_name], source, lines
-
-
-class _Function:
+class TangentWriter:
     """The tangent function of one unit for one pattern of active parameters."""
 
     def __init__(self, compiler, unit, pattern, name):
@@ -177,7 +93,7 @@ class _Function:
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
             call = stmt.value
             if fact(call, "target").kind == "method" and \
-                    call.func.attr in _LIST_METHODS and \
+                    call.func.attr in STORING_METHODS and \
                     any(self.is_active(a) for a in call.args):
                 active.add(call.func.value.id)
             self.mark_call(call, active)
@@ -190,7 +106,7 @@ class _Function:
         if target.kind in ("user", "local") and self.kind(call)[0] == "user" and \
                 any(self.is_active(a) for a in call.args + [k.value for k in call.keywords]):
             unit = self.c.unit_for(target)
-            changed = _changed_params(unit.tree)
+            changed = _changed_parameters(unit.tree)
             for arg, param in zip(self.bind_args(call, unit), unit.params):
                 if param in changed and isinstance(arg, ast.Name):
                     active.add(arg.id)
@@ -234,7 +150,7 @@ class _Function:
             name = target.name
             if name in NONDIFFERENTIABLE_METHODS:
                 return "constant", None
-            if name in _LIST_METHODS:
+            if name in _LIST_METHODS:           # what list_method() replays
                 return "list", None
             if name in METHODS and tangent_rule(METHODS[name]):
                 return "rule", (tangent_rule(METHODS[name]), call.func.value)
@@ -383,7 +299,7 @@ class _Function:
         if target.receiver is not None:
             args.insert(0, _name(target.receiver))
         signature = inspect.signature(target.obj) if target.kind == "user" and \
-            target.obj not in self.c.generated else _signature(unit.tree)
+            target.obj not in self.c.generated else signature_of(unit.tree)
         try:
             bound = signature.bind(*args, **{k.arg: k.value for k in call.keywords})
         except TypeError as exc:
@@ -481,93 +397,12 @@ class _Function:
             node.id = self.c.bind(node.id, obj, local)
 
 
-class _Substitute(ast.NodeTransformer):
-    """A rule's names replaced: parameters by argument (and tangent) nodes,
-    locals by fresh names, globals marked with the rule's module."""
-
-    def __init__(self, subst, renames, env):
-        self.subst, self.renames, self.env = subst, renames, env
-
-    def visit_Name(self, node):
-        if node.id in self.renames:
-            return _name(self.renames[node.id], isinstance(node.ctx, ast.Store))
-        if node.id in self.subst:
-            new = self.subst[node.id]
-            if isinstance(new, Zero):
-                return Zero(new.primal)
-            out = copy.deepcopy(new)
-            if getattr(new, "_tan", False):
-                for n in ast.walk(out):
-                    n._tan = True
-            return out
-        node._env = self.env
-        return node
-
-
-def _carries(node):
-    return any(getattr(n, "_tan", False) for n in ast.walk(node))
-
-
-def _simplify(node):
-    """Zero tangents propagated: ``0 * a``, ``a + 0``, ``f(0)`` (every tangent
-    argument zero: rules are linear in tangents)."""
-    if isinstance(node, ast.BinOp):
-        left, right = _simplify(node.left), _simplify(node.right)
-        lz, rz = isinstance(left, Zero), isinstance(right, Zero)
-        if isinstance(node.op, (ast.Add, ast.Sub)):
-            if lz and rz:
-                return left
-            if rz:
-                return left
-            if lz:
-                return right if isinstance(node.op, ast.Add) else \
-                    _mark(ast.UnaryOp(ast.USub(), right))
-        elif lz or rz:
-            return left if lz else right
-        return _mark(ast.BinOp(left, node.op, right))
-    if isinstance(node, ast.UnaryOp):
-        operand = _simplify(node.operand)
-        return operand if isinstance(operand, Zero) else _mark(ast.UnaryOp(node.op, operand))
-    if isinstance(node, ast.Call):
-        carrying = [i for i, a in enumerate(node.args) if _carries(a)]
-        node.args = [_simplify(a) for a in node.args]
-        if carrying and all(isinstance(node.args[i], Zero) for i in carrying):
-            return Zero(None)
-        return _mark(node) if carrying else node
-    if isinstance(node, (ast.Subscript, ast.Attribute)):
-        node.value = _simplify(node.value)
-        return node.value if isinstance(node.value, Zero) else node
-    return node
-
-
-def _mark(node):
-    node._tan = True
-    return node
-
-
-def _changed_params(tree):
-    """Parameters of a function that it may change in place (item assignment, a
-    list method, or passing them on to a call)."""
-    params = {a.arg for a in ast.walk(tree.args) if isinstance(a, ast.arg)}
-    changed = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) and \
-                isinstance(node.value, ast.Name):
-            changed.add(node.value.id)
-        elif isinstance(node, ast.Call):
-            if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
-                    and node.func.attr in _LIST_METHODS:
-                changed.add(node.func.value.id)
-            elif fact(node, "target", None) is not None and \
-                    fact(node, "target").kind in ("user", "local"):
-                changed |= {a.id for a in node.args if isinstance(a, ast.Name)}
-    return changed & params
-
-
-def _builtin(id):
-    node = _name(id)
-    node._env = vars(builtins)
-    return node
+def _changed_parameters(tree):
+    """Parameters a function may change in place (the effects analysis, with
+    every argument passed on to a user function counted as changed)."""
+    def passed(call):
+        return {a.id for a in call.args if isinstance(a, ast.Name)}
+    return mutated_parameters(tree, passed)
 
 
 def _assign(target, value):
