@@ -135,7 +135,10 @@ def assemble(rev, args, fwd_name, bwd_name, ctx):
     if uses_stack:
         init.insert(0, _assign(rev.stack, ast.List(elts=[], ctx=ast.Load())))
     shapes = {v: names.fresh(f"{v}_shape")
-              for v in _shape_only(bwd_body, saved, set(params) | pushed)}
+              for v in _shape_only(bwd_body, saved + sorted(pushed - set(saved)),
+                                   set(params) | rev.counters)}
+    if shapes:                  # pushed values the backward reads only the shape of
+        _push_shapes(fwd_body, shapes, rev.stack, ctx.helper("shape_of"))
     if shapes:
         _rename_loads(bwd_body, shapes)
     saved_name = names.fresh("saved")
@@ -172,11 +175,23 @@ def _shape_only(body, saved, excluded):
                 and isinstance(node.args[1], ast.Name):
             shape_reads.add(id(node.args[1]))
     for node in ast.walk(ast.Module(body=body, type_ignores=[])):
-        if isinstance(node, ast.Name) and id(node) not in shape_reads:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
+                id(node) not in shape_reads:
             other_reads.add(node.id)
     return [v for v in saved if v not in excluded and v not in other_reads
             and any(isinstance(n, ast.Name) and n.id == v and id(n) in shape_reads
                     for s in body for n in ast.walk(s))]
+
+
+def _push_shapes(body, shapes, stack, shape_of):
+    """``stack.append(shape_of(v))`` instead of ``stack.append(v)`` for ``v`` in
+    ``shapes``."""
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "append" and isinstance(node.func.value, ast.Name) and \
+                node.func.value.id == stack and len(node.args) == 1 and \
+                isinstance(node.args[0], ast.Name) and node.args[0].id in shapes:
+            node.args = [_call(copy.deepcopy(shape_of), node.args[0])]
 
 
 def _rename_loads(body, renames):
