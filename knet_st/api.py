@@ -182,8 +182,6 @@ def _note_generated(exc, lines):
     """Adds to an error raised in generated code a note naming the generated
     function and the statements it ran for the user's line (the traceback
     itself already shows the user's file and line)."""
-    if isinstance(exc, TransformError) or not hasattr(exc, "add_note"):
-        return
     tb, last = exc.__traceback__, None
     while tb is not None:
         code = tb.tb_frame.f_code
@@ -193,6 +191,13 @@ def _note_generated(exc, lines):
     if last is None:
         return
     name, filename, line = last
+    if isinstance(exc, TransformError):
+        if exc.lineno is None:          # a run-time refusal: at the user's line
+            exc.__init__(exc.reason, filename, line,
+                         linecache.getline(filename, line).strip())
+        return
+    if not hasattr(exc, "add_note"):
+        return
     generated = lines[name][1].get(line, [])
     text = "".join(f"\n    {s}" for s in generated)
     exc.add_note(f"knet_st: raised in {name}, the code knet_st generated for "

@@ -68,8 +68,22 @@ def fancy_index_write(w):
 
 def elements_of_a_list(w):
     s = [w * 1.0, w * 2.0]
-    s[1] += w                      # a list element: replaced
+    s[1] = s[1] + w                # a list element replaced
     return np.sum(s[0] * s[1])
+
+
+def element_array_changed_in_place(w):
+    s = [w * 1.0, w * 2.0]
+    s[1] += w  # <-
+    return np.sum(s[0] * s[1])
+
+
+def test_element_array_with_gradient_changed_in_place_refused():
+    # s[1] += w changes the array s[1] in place (as Python does), which the
+    # backward cannot replay for a value with gradient: refused at the line
+    with pytest.raises(kt.TransformError, match="in-place") as info:
+        kt.grad(element_array_changed_in_place)(rnd(3))
+    assert info.value.lineno is not None
 
 
 @pytest.mark.parametrize("f, args, wrt", [
@@ -358,3 +372,104 @@ def test_varargs_and_keywords(f):
 def test_top_level_varargs_refused():
     with pytest.raises(kt.TransformError, match="named parameters"):
         kt.grad(total_of_squares)(rnd(3))
+
+
+# ------------------------------------ found by adversarial testing (break_findings.md)
+
+def in_list_then_write(w):
+    out = np.zeros(3)
+    l = [out]
+    out[0] = w[0]  # <-
+    return np.sum(l[0])  # <-
+
+
+def view_before_write(w):
+    out = np.zeros(3)
+    v = out[:2]
+    out[0] = w[0]
+    return np.sum(v ** 2)  # <-
+
+
+def keep_row_before_loop(W, x):
+    h = np.zeros((4, 3))
+    last = h[3]
+    for t in range(3):
+        h[t + 1] = np.tanh(W @ h[t] + x[t])
+    return np.sum(last ** 2)  # <-
+
+
+@pytest.mark.parametrize("f, args", [
+    (in_list_then_write, (rnd(3),)), (view_before_write, (rnd(3),)),
+    (keep_row_before_loop, (rnd(3, 3), rnd(3, 3))),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_views_read_after_a_write_are_refused(f, args):
+    with pytest.raises(kt.TransformError, match="shares memory") as info:
+        kt.grad(f)(*args)
+    assert info.value.lineno is not None
+
+
+def element_of_list_changed_in_place(w, state):
+    s = list(state)
+    s[0] *= 2.0                     # changes state[0] too, as in Python
+    return np.sum(state[0] * w)
+
+
+def element_without_gradient(w):
+    a = np.ones(3)
+    d = {"k": a}
+    y = w * a
+    d["k"] *= 3.0                   # a changes: y's backward must see the old a
+    return np.sum(y ** 2) + np.sum(a * w)
+
+
+def repeated_positions(w):
+    out = np.zeros(2)
+    out[np.array([0, 0])] = w       # NumPy keeps the last write
+    return out[0] + 2.0 * out[1]
+
+
+def repeated_positions_added(w):
+    out = np.zeros(2)
+    out[np.array([0, 0])] += w
+    return out[0] + 2.0 * out[1]
+
+
+def tuple_doubled(x):
+    u = (x,) + (x * 2,)
+    u = u + u
+    return np.sum(u[3] * u[0])
+
+
+@pytest.mark.parametrize("f, args", [
+    (element_of_list_changed_in_place, (rnd(3), [rnd(3), rnd(3)])),
+    (element_without_gradient, (rnd(3),)), (repeated_positions, (rnd(2),)),
+    (repeated_positions_added, (rnd(2),)), (tuple_doubled, (rnd(3),)),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_found_by_adversarial_testing(f, args):
+    import copy
+    assert np.isclose(f(*copy.deepcopy(args)),
+                      kt.value_and_grad(f)(*copy.deepcopy(args))[0])
+    check_grad(f, args)
+
+
+def list_times_in_place(w):
+    l = [w * 2]
+    l *= 2  # <-
+    return np.sum(l[1])
+
+
+def test_list_augmented_in_place_refused():
+    with pytest.raises(kt.TransformError, match="in place") as info:
+        kt.grad(list_times_in_place)(rnd(3))
+    assert info.value.lineno is not None
+
+
+def concatenated_parameters(a, b):
+    c = a + b
+    return np.sum(c[0] * c[1])
+
+
+def test_unknown_sequences_refused_at_the_users_line():
+    with pytest.raises(kt.TransformError, match="list") as info:
+        kt.grad(concatenated_parameters)([rnd(2)], [rnd(2)])
+    assert info.value.lineno is not None and "c = a + b" in str(info.value)

@@ -170,9 +170,43 @@ def setitem_grad(dx, x, index, v=None):
         dx = dense(dx).copy()
         part = dx[index].copy()
         dx[index] = 0
+        last = _last_writes(index, dx.shape[0] if dx.ndim else 0)
+        if last is not None:                   # x[[0, 0]] = v: the last write lands
+            part = part * last.reshape(last.shape + (1,) * (part.ndim - 1))
         return dx, (unbroadcast(part, v) if v is not None else None)
     dx = as_container(dx)
     return dx, dx.pop(_key(x, index), None)
+
+
+def _last_writes(index, n):
+    """For an index of repeated positions (an integer array or list), a 0/1
+    mask of the writes that land (NumPy keeps the last one); else ``None``.
+    A tuple index with repeated arrays is refused."""
+    items = index if isinstance(index, tuple) else (index,)
+    arrays = [i for i in items if isinstance(i, (list, np.ndarray)) or
+              hasattr(i, "dtype") and getattr(i, "ndim", 0) > 0]
+    if not arrays:
+        return None
+    if len(items) > 1:
+        from ..errors import TransformError
+        keys = np.stack([np.asarray(a).ravel() for a in arrays])
+        if np.unique(keys, axis=1).shape[1] < keys.shape[1]:
+            raise TransformError("cannot differentiate a write through repeated index "
+                                 "tuples; write each position once")
+        return None
+    idx = np.asarray(index)
+    if idx.dtype.kind not in "iu" or idx.ndim != 1:
+        return None
+    idx = idx % n if n else idx
+    if len(np.unique(idx)) == len(idx):
+        return None
+    last = np.zeros(len(idx))
+    seen = set()
+    for k in range(len(idx) - 1, -1, -1):
+        if idx[k] not in seen:
+            seen.add(idx[k])
+            last[k] = 1.0
+    return last
 
 
 def append_grad(dx, position):
@@ -225,8 +259,8 @@ def unbroadcast(g, x):
         else:
             from ..errors import TransformError
             raise TransformError("cannot differentiate '+' or '*' on lists or tuples that "
-                                 "carry gradients (concatenation, repetition): build the "
-                                 "list with append or a display instead")
+                                 "carry gradients unless the compiler knows they are "
+                                 "sequences: write list(a) + list(b)")
     shape = x.shape if hasattr(x, "shape") else np.shape(x)
     gshape = g.shape if hasattr(g, "shape") else ()
     if gshape == shape:

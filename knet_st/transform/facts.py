@@ -21,6 +21,8 @@ FACTS = {
                "the name of the runtime helper (or builtin) a bound name refers to"),
     "lifted": (ast.Name, "lift", "a call of a function lifted out of its parent"),
     "check": (ast.Expr, "prepare", "a run-time check the compiler inserted"),
+    "element_of": (ast.AugAssign, "normalize",
+                   "t += v made of x[i] += v: the name of x (t is x[i], written back)"),
     "array_write": (ast.Assign, "in place",
                     "x[i] = v into an array that is one for certain (kept in place)"),
     "key": ((ast.Subscript,), "reverse",

@@ -99,6 +99,58 @@ def written_arrays(func, active):
     return arrays
 
 
+def check_written_aliases(ctx, func, effects, arrays):
+    """Refuses reading another name of an array (a view ``v = out[:2]``, a copy
+    of the name, a list holding it) after the array was written into: the
+    adjoint of the read would reach the array after the write's adjoint took
+    the written region.  Reads that happen before the write, or from names
+    bound after it, are fine (the rows ``h[t]`` of a time loop)."""
+    if not arrays:
+        return
+    facts, places = effects.facts, _positions(func.body)
+    writes = {x: [s for s in statements(func.body) if fact(s, "array_write", False)
+                  and s.targets[0].value.id == x] for x in arrays}
+    defs = {}
+    for s in statements(func.body):
+        for var in (stored_names(s.target) if isinstance(s, ast.For) else
+                    stored_names(ast.Module(body=s.targets, type_ignores=[]))
+                    if isinstance(s, ast.Assign) else set()):
+            defs.setdefault(var, []).append(s)
+    for x in arrays:
+        objects = facts.of({x})
+        aliases = {n for n in facts.versions if n != x and n not in arrays
+                   and facts.deep(facts.of({n})) & objects}
+        for read in statements(func.body):
+            header = [read.test] if isinstance(read, (ast.If, ast.While)) else \
+                [read.iter] if isinstance(read, ast.For) else \
+                [v for v in (getattr(read, "value", None),) if v is not None]
+            used = {n.id for h in header for n in ast.walk(h)
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} & aliases
+            for var in sorted(used):
+                for bind in defs.get(var, []):
+                    for write in writes[x]:
+                        if _between(bind, write, read, places):
+                            raise ctx.error(
+                                f"cannot differentiate: {var!r} shares memory with the "
+                                f"array {x!r}, which is written into at line "
+                                f"{write.lineno} before {var!r} is read here; make "
+                                f"{var!r} a copy (.copy()) or take it after the write", read)
+
+
+def _between(bind, write, read, places):
+    """Whether ``write`` may run after ``bind`` binds a name and before ``read``
+    reads it."""
+    if id(bind) not in places or id(write) not in places or id(read) not in places:
+        return True
+    (b, b_loops), (w, w_loops), (r, r_loops) = places[id(bind)], places[id(write)], \
+        places[id(read)]
+    if b < w < r:
+        return True
+    if (w_loops & r_loops) - b_loops:         # bound before a loop, read in later rounds
+        return True
+    return r <= b and bool(w_loops & r_loops & b_loops)   # read from the last round
+
+
 def lower_out(ctx, func, active):
     """Rewrites ``out=`` calls whose values carry gradients (see the module doc);
     returns the active names, the arrays written into now among them."""
@@ -139,8 +191,9 @@ _VIEW_METHODS = {"reshape", "ravel", "transpose", "squeeze", "swapaxes", "diagon
 
 
 def _is_view(value):
-    """Whether the value of an assignment may share an operand's memory."""
-    if isinstance(value, (ast.Name, ast.Attribute)):
+    """Whether the value of an assignment may share an operand's memory (a
+    view, another name, a display holding it)."""
+    if isinstance(value, (ast.Name, ast.Attribute, ast.List, ast.Tuple, ast.Dict, ast.Set)):
         return True
     target = fact(value, "target", None) if isinstance(value, ast.Call) else None
     if target is None:

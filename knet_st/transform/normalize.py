@@ -106,14 +106,19 @@ class Normalizer:
             self.stmt_Assign(ast.Assign(targets=[stmt.target], value=stmt.value))
 
     def stmt_AugAssign(self, stmt):
-        # x[i] += v reads, adds and writes back: x[i] = x[i] + v (an element
-        # that is itself an array is replaced, not changed in place).
+        # x[i] += v is Python's t = x[i]; t += v; x[i] = t (an element that is
+        # an array changes in place; see prepare.lower_augmented).
         if isinstance(stmt.target, ast.Subscript):
             load = copy.deepcopy(stmt.target)
             load.ctx = ast.Load()
+            element = self.names.fresh("t")
+            self.assign_name(element, load)
+            self.emit(set_fact(ast.AugAssign(target=_name(element, True), op=stmt.op,
+                                             value=self.atom(stmt.value),
+                                             lineno=self.lineno),
+                               "element_of", _root(stmt.target)))
             self.stmt_Assign(ast.copy_location(ast.Assign(
-                targets=[stmt.target], value=ast.BinOp(left=load, op=stmt.op,
-                                                       right=stmt.value)), stmt))
+                targets=[stmt.target], value=_name(element)), stmt))
             return
         # Kept as ``x += v`` (v an atom): on an array it changes the array in
         # place, which the reverse pass keeps for values without gradients and
@@ -467,6 +472,12 @@ class Normalizer:
             node = node.value
             depth += 1
         return isinstance(node, ast.Name) and (depth == 1 or node.id in self.global_names)
+
+
+def _root(node):
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def global_names(func):

@@ -19,7 +19,7 @@ from .assemble import assemble
 from .bindings import bindings_of
 from .effects import function_effects
 from .fence import check
-from .inplace import lower_out, snapshot_reads, written_arrays
+from .inplace import check_written_aliases, lower_out, snapshot_reads, written_arrays
 from .jumps import lower
 from .desugar import named_lambdas, with_blocks
 from .lift import lift
@@ -93,9 +93,10 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     active = analyze(tree.body, wrt, calls.stored)                          # activity
     before = bindings_of(tree, params)                                      # prepare
     arrays = written_arrays(tree, active)
+    check_written_aliases(ctx, tree, effects, arrays)
     check_aliasing(ctx, tree, params, active, before, arrays)
     active = lower_out(ctx, tree, active)
-    active = lower_augmented(ctx, tree, active)
+    active = lower_augmented(ctx, tree, active, arrays)
     active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)

@@ -50,9 +50,11 @@ def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
                 if not isinstance(value, (ast.List, ast.Dict, ast.Tuple)):
                     site = _mutation_site(func, target.id) or stmt
                     raise ctx.error(
-                        f"cannot differentiate this in-place change of {target.id!r}: only a "
-                        "list or dict made in this function (or passed in) may be modified "
-                        "while it carries gradients; arrays never (build a new array)", site)
+                        f"cannot differentiate this in-place change of {target.id!r}: only "
+                        "a list or dict made in this function (or passed in), or an array "
+                        "made in it for certain (np.zeros(...), x.copy(), arithmetic) may "
+                        "be written into while it carries gradients; build a new array",
+                        site)
             if isinstance(value, ast.Name) and value.id in mutated:
                 refuse(value.id, stmt, f"also copied to {ast.unparse(target)!r}")
             elements = value.elts if isinstance(value, (ast.List, ast.Tuple)) else \
@@ -87,17 +89,38 @@ def lower_sequences(ctx, func):
                and isinstance(n.targets[0], ast.Name)]
     loops = {n.id for s in ast.walk(func) if isinstance(s, ast.For)
              for n in ast.walk(s.target) if isinstance(n, ast.Name)}
-    known, grown = set(), True
+    # Names whose every binding is a sequence; a binding may read the name
+    # itself (u = u + u) once another binding made it one.
+    augmented = {n.target.id for n in ast.walk(func) if isinstance(n, ast.AugAssign)}
+    params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    candidates = {a.targets[0].id for a in assigns} - loops - augmented - params
+
+    def sequence(v, known):
+        return is_display(v, known) or isinstance(v, ast.BinOp) and \
+            isinstance(v.op, (ast.Add, ast.Mult)) and \
+            (is_display(v.left, known) or is_display(v.right, known))
+
+    bindings = {n: [a.value for a in assigns if a.targets[0].id == n] for n in candidates}
+    possible, shrunk = set(candidates), True       # every binding may be one...
+    while shrunk:
+        shrunk = False
+        for name in sorted(possible):
+            if not all(sequence(v, possible) for v in bindings[name]):
+                possible.discard(name)
+                shrunk = True
+    known, grown = set(), True                     # ...and one binding makes one
     while grown:
         grown = False
-        for name in {a.targets[0].id for a in assigns} - known - loops:
-            values = [a.value for a in assigns if a.targets[0].id == name]
-            if all(is_display(v, known) or isinstance(v, ast.BinOp) and
-                   isinstance(v.op, (ast.Add, ast.Mult)) and
-                   (is_display(v.left, known) or is_display(v.right, known))
-                   for v in values):
+        for name in sorted(possible - known):
+            if any(sequence(v, known) for v in bindings[name]):
                 known.add(name)
                 grown = True
+    for stmt in ast.walk(func):
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, (ast.Add, ast.Mult)):
+            values = [a.value for a in assigns if a.targets[0].id == stmt.target.id]
+            if values and all(is_display(v, known) for v in values):
+                raise ctx.error("cannot differentiate '+=' or '*=' on a list or tuple (it "
+                                "changes a list in place): write 'xs = xs + ys'", stmt)
     for stmt in assigns:
         value = stmt.value
         if not isinstance(value, ast.BinOp):
@@ -115,10 +138,13 @@ def lower_sequences(ctx, func):
                               "target", Target("primitive", obj, helper))
 
 
-def lower_augmented(ctx, func, active):
+def lower_augmented(ctx, func, active, arrays=frozenset()):
     """``x += v`` on a value with a gradient becomes ``t = x + v; x = t``, after a
     run-time check that ``x`` is no array (an array would change in place, and
-    the backward pass needs its old value); elsewhere it stays as written."""
+    the backward pass needs its old value); elsewhere it stays as written.
+    ``t += v`` made of ``x[i] += v`` with ``x`` one of the written ``arrays`` is
+    rewritten without the check: ``x[i] = t`` follows, which is what the
+    in-place change of the view ``t`` would have done."""
 
     active = set(active)
     private = _private_arrays(func)
@@ -127,7 +153,7 @@ def lower_augmented(ctx, func, active):
         out = []
         if isinstance(stmt, ast.AugAssign) and stmt.target.id in active:
             var = stmt.target.id
-            if var not in private:
+            if var not in private and fact(stmt, "element_of", None) not in arrays:
                 out.append(ctx.run_check("check_not_array", var, stmt))
             temp = ctx.fresh("t")
             active.add(temp)
