@@ -12,7 +12,7 @@ from .errors import TransformError
 from .runtime.gradients import materialize
 from .runtime.nn import _TRAINING
 from .transform.compiler import Compiler, deps_valid
-from .transform.registry import refuse
+from .transform.registry import gradient_makers, nondifferentiable
 
 _CACHE_SIZE = 256
 _cache = collections.OrderedDict()     # the most recently compiled gradients
@@ -337,8 +337,10 @@ def value_and_grad(fn=None, wrt=0, verbose=False):
     return GradFunction(fn, wrt, verbose, value=True)
 
 
-refuse("cannot call kt.grad or kt.value_and_grad inside a differentiated function: "
-       "derivatives of derivatives are not supported yet", grad, value_and_grad)
+# A gradient taken inside a differentiated function is differentiated in
+# turn (knet_st.higher): making it has no gradient; calling it does.
+nondifferentiable(grad, value_and_grad)
+gradient_makers(grad, value_and_grad)
 
 
 def source(g):

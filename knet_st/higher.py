@@ -135,9 +135,11 @@ class HvpFunction:
         return self.both(*args)[1]
 
 
-def _forward_over_reverse(grad, base):
+def _forward_over_reverse(grad, base, tangent_position=None):
     """Forward mode over the module ``kt.grad`` generated (``base``): parsed
-    again, with a function calling its forward and backward functions at top."""
+    again, with a function calling its forward and backward functions at top;
+    the tangent is on the parameter at ``tangent_position`` (by default the
+    one the gradient is taken with respect to)."""
     import ast
     from .transform.forward_compiler import ForwardCompiler
     from .transform.parse import Source
@@ -168,7 +170,8 @@ def _forward_over_reverse(grad, base):
     generated = {env[f.name]: (f, source) for f in module.body
                  if isinstance(f, ast.FunctionDef)}
     compiler = ForwardCompiler(generated)
-    name = compiler.request(Target("user", env[top], top), (grad.target_wrt[0],))
+    position = grad.target_wrt[0] if tangent_position is None else tangent_position
+    name = compiler.request(Target("user", env[top], top), (position,))
     return compiler.compile(name)
 
 
@@ -235,3 +238,86 @@ def second_order(fn):
     gradient of a function of one parameter."""
     return isinstance(fn, GradFunction) and fn.single and not fn.value and \
         fn.nparams == 1 and fn.target is fn.fn
+
+
+# ---- gradients inside differentiated functions -------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def _mixed(fn, j, k):
+    """The compiled tangent of ``kt.grad(fn, wrt=j)`` along a tangent of the
+    parameter at position ``k``: ``function(*args, tangent) -> (gradient,
+    its derivative)``."""
+    grad = GradFunction(fn, j)
+    return _forward_over_reverse(grad, grad.compiled(), k)[0]
+
+
+def _gradient_vjp(G, args, dout, j):
+    """The adjoint of argument ``j`` of ``G(*args)`` (``G`` a gradient function,
+    ``dout`` the adjoint of what it returned): the second derivatives of ``G``'s
+    function times ``dout``, as derivatives of the gradient with respect to
+    argument ``j`` along ``dout`` (the Hessian is symmetric), plus, for
+    ``value_and_grad``, the value's adjoint times the gradient."""
+    from .runtime.gradients import add, item
+    fn = G.fn
+    if dout is None:
+        return None
+    total = None
+    grads = dout
+    if G.value:
+        dvalue, grads = item(dout, 0), item(dout, 1)
+        if dvalue is not None:
+            first = GradFunction(fn, j)(*args)
+            total = _as_adjoint(_scale(first, dvalue))
+    positions = G.target_wrt
+    for m, k in enumerate(positions):
+        dg = grads if G.single else item(grads, m)
+        if dg is None:
+            continue
+        token = _TRAINING.set(True)
+        try:
+            _, term = _mixed(fn, j, k)(*args, materialize(dg, args[k]))
+        finally:
+            _TRAINING.reset(token)
+        total = add(total, _as_adjoint(term))
+    return total
+
+
+def _as_adjoint(tree):
+    """A gradient structure as an adjoint: lists and tuples as dicts of their
+    positions (so that adding two adds leaf by leaf)."""
+    if isinstance(tree, (list, tuple)):
+        return {i: _as_adjoint(v) for i, v in enumerate(tree)}
+    if isinstance(tree, dict):
+        return {k: _as_adjoint(v) for k, v in tree.items()}
+    return tree
+
+
+def _scale(tree, factor):
+    """Every leaf of a gradient structure times ``factor``."""
+    if isinstance(tree, dict):
+        return {key: _scale(v, factor) for key, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_scale(v, factor) for v in tree)
+    return tree * factor
+
+
+def gradient_call_pair(G, pattern):
+    """The forward and backward functions of calling the gradient function
+    ``G`` inside a differentiated function, differentiated with respect to the
+    arguments at positions ``pattern``: ``fwd(*args) -> (G(*args), saved)``,
+    ``bwd(saved, dout, *incoming) -> adjoints`` (``incoming``: the adjoints the
+    caller holds for those arguments)."""
+    from .runtime.gradients import add
+    if G.target is not G.fn:
+        raise TransformError("cannot differentiate a gradient of a bound method or a "
+                             "functools.partial inside a differentiated function")
+
+    def fwd(*args):
+        return G(*args), args
+
+    def bwd(saved, dout, *incoming):
+        out = [add(incoming[i], _gradient_vjp(G, saved, dout, j))
+               for i, j in enumerate(pattern)]
+        return out[0] if len(out) == 1 else tuple(out)
+
+    return fwd, bwd

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 import knet_st as kt
+from gradcheck import check_grad
 from knet_st.examples import charlm
+
+R = np.random.default_rng(12)
 
 EPS = 1e-6
 
@@ -185,9 +188,58 @@ def test_unsupported_higher_order_is_refused():
         kt.grad(kt.grad(two))
     with pytest.raises(kt.TransformError, match="not supported yet"):
         kt.value_and_grad(kt.grad(np_free))
-    # perturbation confusion, d/dx [x * d/dy (x + y)] = 1, needs kt.grad inside a
-    # differentiated function: still refused
-    with pytest.raises(kt.TransformError, match="not supported yet"):
-        kt.grad(inner_grad)(1.0)
     with pytest.raises(TypeError, match="real scalar"):
         kt.grad(kt.grad(np_free))(np.ones(2))
+
+
+# ---- gradients inside differentiated functions (forward over reverse) ---------
+
+def plus(x, y):
+    return x + y
+
+
+def perturbation_confusion(x):
+    return x * kt.grad(plus, wrt=1)(x, 2.0)        # d/dx [x * d/dy (x + y)] = 1
+
+
+def test_perturbation_confusion():
+    assert kt.grad(perturbation_confusion)(1.5) == pytest.approx(1.0)
+    assert kt.grad(inner_grad)(1.0) == pytest.approx(2.0)   # d/dx [x * x] = 2
+
+
+def small_loss(w, x):
+    return np.sum(np.tanh(w @ x) ** 2)
+
+
+def gradient_penalty(w, x):                        # double backprop (WGAN-GP)
+    g = kt.grad(small_loss, wrt=1)(w, x)
+    return np.sum(g ** 2)
+
+
+def inner_fit(w, x, y):
+    return np.sum((np.tanh(w[0] @ x) - y) ** 2)
+
+
+def maml(w, x, y, x2, y2):                         # one inner step, differentiated through
+    g = kt.grad(inner_fit)(w, x, y)
+    wi = [a - 0.1 * b for a, b in zip(w, g)]
+    return inner_fit(wi, x2, y2)
+
+
+def sin_layer(w, x):
+    return np.sum(np.sin(w[0] @ x))
+
+
+def value_and_gradient_inside(w, x):
+    v, g = kt.value_and_grad(sin_layer)(w, x)
+    return v + np.sum(g[0] ** 2)
+
+
+@pytest.mark.parametrize("f, args, wrt", [
+    (gradient_penalty, (R.standard_normal((2, 3)), R.standard_normal(3)), (0, 1)),
+    (maml, ([R.standard_normal((2, 3))], R.standard_normal(3), R.standard_normal(2),
+            R.standard_normal(3), R.standard_normal(2)), 0),
+    (value_and_gradient_inside, ([R.standard_normal((2, 3))], R.standard_normal(3)), 0),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_gradients_inside_losses(f, args, wrt):
+    check_grad(f, args, wrt=wrt, rtol=1e-4, atol=1e-6)

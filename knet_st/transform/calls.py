@@ -22,7 +22,7 @@ class UserCalls:
         active = [i for i, a in enumerate(bound) if self.is_active(a)]
         set_fact(stmt, "active_args", active)
         target = fact(call, "target")
-        if not active and target.kind == "user":
+        if not active and target.kind in ("user", "gradient"):
             return [Marker("push", var, stmt), stmt]
         fwd, bwd = self.calls.request(target, tuple(active),
                                       fact(stmt, "volatile", frozenset()))

@@ -162,6 +162,8 @@ class Compiler:
         on first request (a recursive request gets the names at once).
         ``volatile`` names the parameters whose objects the caller changes in
         place after the call: the callee keeps copies of what it reads of them."""
+        if target.kind == "gradient":
+            return self._gradient_pair(target, pattern, caller)
         unit = self.unit_for(target)
         # The top-level function has its own pair: its backward function takes no
         # incoming adjoints, unlike the one its recursive calls use.
@@ -178,6 +180,23 @@ class Compiler:
                 caller.names.taken.add(name)
                 caller.names.globals.add(name)
         return fwd, bwd
+
+    def _gradient_pair(self, target, pattern, caller):
+        """The forward and backward functions of a call of a gradient function
+        made inside a differentiated function (``kt.grad(f)(w, x)``): runtime
+        functions of :mod:`knet_st.higher` (second order by forward over
+        reverse), bound into the generated module."""
+        from ..higher import gradient_call_pair
+        key = ("gradient", id(target.obj), pattern)
+        if key not in self.jobs:
+            fwd, bwd = gradient_call_pair(target.obj, pattern)
+            name = getattr(target.obj, "__name__", "gradient")
+            self.jobs[key] = (self.ns.bind(f"{name}_grad_fwd", fwd, caller.names),
+                              self.ns.bind(f"{name}_grad_bwd", bwd, caller.names))
+        for key_name in self.jobs[key]:
+            caller.names.taken.add(key_name)
+            caller.names.globals.add(key_name)
+        return self.jobs[key]
 
     def _reserve(self, name):
         key = name
@@ -255,11 +274,14 @@ class Compiler:
         """The argument nodes of a user-function call, one per parameter in order
         (defaults filled in)."""
         target = fact(call, "target")
-        unit = self.unit_for(target)
-        if target.kind == "user":
+        if target.kind == "gradient":
+            unit = None
             signature = inspect.signature(target.obj)
         else:
-            signature = signature_of(unit.tree)
+            unit = self.unit_for(target)
+            signature = inspect.signature(target.obj) if target.kind == "user" \
+                else signature_of(unit.tree)
+        unit_name = unit.name if unit is not None else target.name
         args = [a for a in call.args if not isinstance(a, ast.Starred)]
         keywords = [k for k in call.keywords if k.arg is not None]
         if target.receiver is not None:          # self.method(x): method(self, x)
@@ -271,7 +293,7 @@ class Compiler:
             bound = signature.bind(*range(len(args)),
                                    **{k.arg: i for i, k in enumerate(keywords)})
         except TypeError as exc:
-            raise caller.source.error(f"{unit.name}(): {exc}", call) from None
+            raise caller.source.error(f"{unit_name}(): {exc}", call) from None
         nodes = []
         for name, param in signature.parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -288,7 +310,7 @@ class Compiler:
             elif isinstance(param.default, _SIMPLE):
                 nodes.append(ast.Constant(param.default))
             else:
-                nodes.append(bound_name(self.ns.bind(f"{unit.name}_{name}", param.default,
+                nodes.append(bound_name(self.ns.bind(f"{unit_name}_{name}", param.default,
                                                      caller.names)))
         return nodes
 

@@ -53,9 +53,10 @@ def check(func, source):
                                "a name", node)
         if isinstance(node, (ast.For, ast.While)) and node.orelse:
             raise source.error("cannot differentiate 'else' clauses of loops", node)
-        if isinstance(node, ast.comprehension) and (node.is_async or
-                                                    not isinstance(node.target, ast.Name)):
-            raise source.error("comprehensions must iterate with a plain name", node)
+        if isinstance(node, ast.comprehension) and (node.is_async or not (
+                isinstance(node.target, ast.Name) or isinstance(node.target, ast.Tuple) and
+                all(isinstance(e, ast.Name) for e in node.target.elts))):
+            raise source.error("comprehensions must iterate with names (x, or a, b)", node)
         if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and len(node.generators) > 1:
             raise source.error("comprehensions with several 'for' clauses", node)
         if isinstance(node, ast.FunctionDef) and node is not func:

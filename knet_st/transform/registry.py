@@ -180,6 +180,25 @@ def refusal(fn):
         return None
 
 
+_GRADIENT_MAKERS = set()
+
+
+def gradient_makers(*functions):
+    """Declares the functions that make gradient functions (``kt.grad``,
+    ``kt.value_and_grad``): a gradient taken inside a differentiated function
+    is differentiated in turn (forward over reverse)."""
+    for fn in functions:
+        _GRADIENT_MAKERS.add(_key(fn))
+
+
+def is_gradient_maker(fn):
+    """Whether ``fn`` was declared with :func:`gradient_makers`."""
+    try:
+        return _key(fn) in _GRADIENT_MAKERS
+    except TypeError:
+        return False
+
+
 def _key(fn):
     try:
         hash(fn)

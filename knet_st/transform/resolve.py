@@ -11,7 +11,9 @@ A call is one of:
 * ``opaque``: anything else (a class, a C function without a rule): fine on
   values that carry no gradient, an error on values that do;
 * ``dynamic``: a function held in a local variable;
-* ``refused``: a function declared never to be called in differentiated code.
+* ``refused``: a function declared never to be called in differentiated code;
+* ``gradient``: a gradient function ``kt.grad(f, wrt=k)`` made inside the
+  differentiated function (its adjoint is forward over reverse).
 """
 
 import ast
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .facts import fact, set_fact
-from .registry import is_nondifferentiable, refusal, rule_for
+from .registry import is_gradient_maker, is_nondifferentiable, refusal, rule_for
 
 
 @dataclass
@@ -114,6 +116,40 @@ def _value_of(node, env, local_names, dotted):
     return obj if _is_function(obj) else None
 
 
+def _gradient_functions(tree, env, local_names):
+    """Names bound once to ``kt.grad(f, wrt=k)`` (or ``kt.value_and_grad``) of
+    a function ``f`` known at transform time: the gradient function, made
+    now, to be differentiated in turn when it is called."""
+    found, counts = {}, {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            counts[node.targets[0].id] = counts.get(node.targets[0].id, 0) + 1
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call) and node.value.args
+                and counts[node.targets[0].id] == 1):
+            continue
+        call = node.value
+        try:
+            maker = _dotted_value(call.func, env) if not (
+                isinstance(call.func, ast.Name) and call.func.id in local_names) else None
+        except (KeyError, AttributeError):
+            continue
+        if maker is None or not is_gradient_maker(maker):
+            continue
+        fn = _value_of(call.args[0], env, local_names, {})
+        options = {k.arg: k.value for k in call.keywords}
+        if fn is None or not isinstance(fn, types.FunctionType) or \
+                any(not isinstance(v, (ast.Constant, ast.Tuple)) for v in options.values()):
+            continue
+        try:
+            options = {k: ast.literal_eval(v) for k, v in options.items()}
+            found[node.targets[0].id] = maker(fn, **options)
+        except (ValueError, TypeError):
+            continue
+    return found
+
+
 def _dotted_value(node, env):
     """The object ``a.b.c`` names in ``env``; ``KeyError`` or ``AttributeError``
     if it names none."""
@@ -187,10 +223,17 @@ def resolve_calls(tree, env, local_functions, source):
               and n.targets[0].id not in params
               and isinstance(n.value, (ast.Attribute, ast.Name))}
 
+    gradients = _gradient_functions(tree, env, local_names)
+
     def visit(node, stmt):
         for child in ast.iter_child_nodes(node):
             where = child if isinstance(child, ast.stmt) else stmt
             if isinstance(child, ast.Call):
+                if isinstance(child.func, ast.Name) and child.func.id in gradients:
+                    set_fact(child, "target", Target("gradient", gradients[child.func.id],
+                                                     child.func.id))
+                    visit(child, where)
+                    continue
                 set_fact(child, "target", _resolve(child, env, local_names,
                                                    local_functions, source, dotted))
                 if fact(child, "target").kind == "refused":

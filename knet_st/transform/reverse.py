@@ -200,7 +200,8 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         if isinstance(target, ast.Subscript):
             return self.fwd_setitem(stmt)
         value = stmt.value
-        if isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local"):
+        if isinstance(value, ast.Call) and \
+                fact(value, "target").kind in ("user", "local", "gradient"):
             return self.fwd_user_call(stmt, depth)
         out = []
         if isinstance(value, ast.Subscript) and self.is_active(value.value):
@@ -215,7 +216,8 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         if isinstance(target, ast.Subscript):
             return self.bwd_setitem(stmt, K)
         value = stmt.value
-        if isinstance(value, ast.Call) and fact(value, "target").kind in ("user", "local"):
+        if isinstance(value, ast.Call) and \
+                fact(value, "target").kind in ("user", "local", "gradient"):
             return self.bwd_user_call(stmt, K)
         var = target.id
         if isinstance(value, ast.Name) and value.id == var:
