@@ -15,7 +15,7 @@ from . import adjoints, adjoints_python  # noqa: F401  (register the rules)
 from .context import Context
 from .effects import mutated_parameters, stored_parameters
 from .facts import fact, set_fact
-from .pipeline import back_end, front_end, parse_and_fence
+from .pipeline import back_end, front_end, local_unit, parse_and_fence
 from .resolve import Environment, Target
 from .trees import bound_name
 
@@ -130,9 +130,7 @@ class Compiler:
             tree, parent = target.obj
             key = ("local", id(parent), tree.name)
             if key not in self.units:
-                self.units[key] = front_end(tree.name, f"{parent.qualname}.{tree.name}",
-                                            copy.deepcopy(tree), parent.source, parent.env,
-                                            parent.local_functions)
+                self.units[key] = local_unit(target)
             return self.units[key]
         fn = target.obj
         classes = self._receiver_classes(target, fn)

@@ -7,7 +7,7 @@ import copy
 
 from .compiler import TrackingEnvironment, compile_function, fill_positions, lines_of
 from .forward import TangentWriter
-from .pipeline import front_end, parse_and_fence
+from .pipeline import front_end, local_unit, parse_and_fence
 from .resolve import Environment
 
 class ForwardCompiler:
@@ -25,9 +25,7 @@ class ForwardCompiler:
             tree, parent = target.obj
             key = ("local", id(parent), tree.name)
             if key not in self.units:
-                self.units[key] = front_end(tree.name, f"{parent.qualname}.{tree.name}",
-                                            copy.deepcopy(tree), parent.source, parent.env,
-                                            parent.local_functions)
+                self.units[key] = local_unit(target)
             return self.units[key]
         fn = target.obj
         if fn not in self.units:

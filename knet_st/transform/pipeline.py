@@ -78,6 +78,14 @@ def front_end(name, qualname, tree, source, env, local_functions):
     return unit
 
 
+def local_unit(target):
+    """The :class:`Unit` of a function defined inside another (a ``local``
+    target: its lifted tree and the unit it was lifted from)."""
+    tree, parent = target.obj
+    return front_end(tree.name, f"{parent.qualname}.{tree.name}", copy.deepcopy(tree),
+                     parent.source, parent.env, parent.local_functions)
+
+
 def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset()):
     """The forward and backward ``FunctionDef`` trees of ``unit`` differentiated
     with respect to its parameters at positions ``pattern``.  ``ctx`` is the

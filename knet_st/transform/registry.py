@@ -122,7 +122,7 @@ def adjoint(*primitives, containers=()):
     """
     def register(template):
         for fn in primitives:
-            _RULES[_key(fn)] = Rule(fn, template, containers)
+            _RULES[key_of(fn)] = Rule(fn, template, containers)
         return template
     return register
 
@@ -148,13 +148,13 @@ def mutating_functions(positions):
     """Declares functions that change an argument in place, as a dict of the
     function to the position of that argument (``{np.copyto: 0}``)."""
     for fn, position in positions.items():
-        _MUTATING_FUNCTIONS[_key(fn)] = position
+        _MUTATING_FUNCTIONS[key_of(fn)] = position
 
 
 def mutated_argument(fn):
     """The position of the argument ``fn`` changes in place, or ``None``."""
     try:
-        return _MUTATING_FUNCTIONS.get(_key(fn))
+        return _MUTATING_FUNCTIONS.get(key_of(fn))
     except TypeError:
         return None
 
@@ -162,20 +162,20 @@ def mutated_argument(fn):
 def nondifferentiable(*functions):
     """Declares functions whose result carries no gradient (``len``, ``np.argmax``...)."""
     for fn in functions:
-        _NONDIFFERENTIABLE.add(_key(fn))
+        _NONDIFFERENTIABLE.add(key_of(fn))
 
 
 def refuse(why, *functions):
     """Declares functions that a differentiated function may not call, with the
     reason the compiler gives (``kt.grad`` inside a loss, until higher order)."""
     for fn in functions:
-        _REFUSED[_key(fn)] = why
+        _REFUSED[key_of(fn)] = why
 
 
 def refusal(fn):
     """Why ``fn`` may not be called in a differentiated function, or ``None``."""
     try:
-        return _REFUSED.get(_key(fn))
+        return _REFUSED.get(key_of(fn))
     except TypeError:
         return None
 
@@ -188,18 +188,20 @@ def gradient_makers(*functions):
     ``kt.value_and_grad``): a gradient taken inside a differentiated function
     is differentiated in turn (forward over reverse)."""
     for fn in functions:
-        _GRADIENT_MAKERS.add(_key(fn))
+        _GRADIENT_MAKERS.add(key_of(fn))
 
 
 def is_gradient_maker(fn):
     """Whether ``fn`` was declared with :func:`gradient_makers`."""
     try:
-        return _key(fn) in _GRADIENT_MAKERS
+        return key_of(fn) in _GRADIENT_MAKERS
     except TypeError:
         return False
 
 
-def _key(fn):
+def key_of(fn):
+    """The key of ``fn`` in a table of functions: itself, or its id when it
+    cannot be hashed."""
     try:
         hash(fn)
         return fn
@@ -210,7 +212,7 @@ def _key(fn):
 def rule_for(fn):
     """The :class:`Rule` of ``fn``, or ``None``."""
     try:
-        return _RULES.get(_key(fn))
+        return _RULES.get(key_of(fn))
     except TypeError:
         return None
 
@@ -218,7 +220,7 @@ def rule_for(fn):
 def is_nondifferentiable(fn):
     """Whether ``fn`` was declared to have no gradient."""
     try:
-        return _key(fn) in _NONDIFFERENTIABLE
+        return key_of(fn) in _NONDIFFERENTIABLE
     except TypeError:
         return False
 

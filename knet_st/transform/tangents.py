@@ -35,7 +35,7 @@ from ..runtime.gradients import (
     matmul_grad_a, matmul_grad_b, mean_grad, present, seq, setitem_grad, snapshot, sum_grad,
     transpose_grad, unbroadcast, zeros_like_tree)
 from ..runtime.nn import relu_dx, sigm_dx, softmax_dx, tanh_dx
-from .registry import Rule
+from .registry import Rule, key_of
 from .trees import forget_positions
 
 _TANGENTS = {}
@@ -65,23 +65,15 @@ def tangent(*primitives):
     """Declares the tangent rule of one or more primitives (see the module doc)."""
     def register(template):
         for fn in primitives:
-            _TANGENTS[_key(fn)] = TangentRule(fn, template)
+            _TANGENTS[key_of(fn)] = TangentRule(fn, template)
         return template
     return register
-
-
-def _key(fn):
-    try:
-        hash(fn)
-        return fn
-    except TypeError:
-        return id(fn)
 
 
 def tangent_rule(fn):
     """The :class:`TangentRule` of ``fn``, or ``None``."""
     try:
-        return _TANGENTS.get(_key(fn))
+        return _TANGENTS.get(key_of(fn))
     except TypeError:
         return None
 
