@@ -319,8 +319,8 @@ def grad(fn=None, wrt=0, verbose=False):
     if fn is None:
         return lambda f: GradFunction(f, wrt, verbose)
     from .higher import SecondDerivative, second_order
-    if second_order(fn) and wrt == 0:
-        second = SecondDerivative(fn)
+    if second_order(fn) and isinstance(wrt, int):
+        second = SecondDerivative(fn, wrt)
         if verbose:
             print(second.source())
         return second

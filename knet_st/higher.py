@@ -212,32 +212,41 @@ def hessian(fn, wrt=0):
 
 
 class SecondDerivative:
-    """``kt.grad(kt.grad(f))`` for ``f`` of one scalar: ``f''``, the tangent of
-    the gradient along 1."""
+    """``kt.grad(kt.grad(f, wrt=k), wrt=j)`` where argument ``k`` is a number:
+    the derivative with respect to argument ``j`` of ``df/dx_k``, i.e. the
+    derivative of the gradient with respect to ``x_j`` along ``x_k``
+    (forward over reverse; the Hessian is symmetric)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, wrt=0):
         self.inner = inner
-        self.products = HvpFunction(inner.fn, inner.wrt[0])
+        self.k = inner.target_wrt[0]
+        self.j = check_wrt(inner.fn, inner.signature, wrt)[0]
         functools.update_wrapper(self, inner.fn, updated=())
 
     def source(self):
-        return self.products.source()
+        grad = GradFunction(self.inner.fn, self.j)
+        return _forward_over_reverse(grad, grad.compiled(), self.k)[1]
 
-    def __call__(self, x):
+    def __call__(self, *args, **kwargs):
+        args = _bind_all(self.inner.signature, args, kwargs)
+        x = args[self.k]
         if np.ndim(x) != 0:
             raise TypeError(f"grad: the gradient of {self.inner.fn.__name__} must return a "
-                            f"real scalar to be differentiated; grad(grad(f)) is f'' for "
-                            f"f of one scalar, got shape {np.shape(x)} (see kt.hvp, "
-                            f"kt.hessian)")
-        h = self.products(x, 1.0)
-        return float(h) if isinstance(x, (float, int)) else h
+                            f"real scalar to be differentiated; it returns the shape "
+                            f"{np.shape(x)} of its argument (see kt.hvp, kt.hessian)")
+        token = _TRAINING.set(True)
+        try:
+            h = _mixed(self.inner.fn, self.j, self.k)(*args, 1.0)[1]
+        finally:
+            _TRAINING.reset(token)
+        return float(h) if isinstance(args[self.j], (float, int)) and np.ndim(h) == 0 else h
 
 
 def second_order(fn):
-    """Whether ``kt.grad(fn)`` of a gradient function is supported: the plain
-    gradient of a function of one parameter."""
+    """Whether ``kt.grad`` of ``fn`` is a second derivative this module gives:
+    ``fn`` is the plain gradient of a function with respect to one argument."""
     return isinstance(fn, GradFunction) and fn.single and not fn.value and \
-        fn.nparams == 1 and fn.target is fn.fn
+        fn.target is fn.fn
 
 
 # ---- gradients inside differentiated functions -------------------------------------
