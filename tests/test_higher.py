@@ -256,3 +256,27 @@ def test_second_derivatives_of_several_arguments():
     mixed = kt.grad(kt.grad(two_arguments), wrt=1)(x, w)    # d/dw (df/dx)
     num = np.array([(g(x, w + h * e) - g(x, w - h * e)) / (2 * h) for e in np.eye(3)])
     np.testing.assert_allclose(mixed, num, rtol=1e-6, atol=1e-9)
+
+
+def dense_layer(W, x, act=np.tanh):
+    return act(W @ x)
+
+
+def net_with_default(W, x):
+    return np.sum(dense_layer(W, x))
+
+
+def net_with_function(W, x):
+    return np.sum(dense_layer(W, x, np.sin))
+
+
+@pytest.mark.parametrize("f", [net_with_default, net_with_function],
+                         ids=lambda f: f.__name__)
+def test_forward_mode_with_functions_in_parameters(f):
+    W, x, V = R.standard_normal((3, 3)), R.standard_normal(3), R.standard_normal((3, 3))
+    h = 1e-6
+    _, t = kt.jvp(f)(W, x, V)
+    assert t == pytest.approx((f(W + h * V, x) - f(W - h * V, x)) / (2 * h), rel=1e-6)
+    g = kt.grad(f)
+    np.testing.assert_allclose(kt.hvp(f)(W, x, V),
+                               (g(W + h * V, x) - g(W - h * V, x)) / (2 * h), atol=1e-7)

@@ -312,9 +312,10 @@ class TangentWriter:
                 nodes.append(copy.deepcopy(param.default))
             elif isinstance(param.default, (bool, int, float, str, type(None))):
                 nodes.append(ast.Constant(param.default))
-            else:
-                raise self.error(f"forward mode: pass {name} to {unit.name}() explicitly",
-                                 call)
+            else:                               # an object: bound into the module
+                node = _name(self.c.bind(f"{unit.name}_{name}", param.default, set()))
+                node._key = True
+                nodes.append(node)
         return nodes
 
     # -- tangent expressions and rules ----------------------------------------------

@@ -28,16 +28,19 @@ class ForwardCompiler:
                 self.units[key] = local_unit(target)
             return self.units[key]
         fn = target.obj
-        if fn not in self.units:
+        functions = dict(target.functions)        # parameters holding known functions
+        key = (fn, tuple(sorted((k, id(v)) for k, v in functions.items())))
+        if key not in self.units:
             if fn in self.generated:
                 tree, source = self.generated[fn]
-                tree, env = copy.deepcopy(tree), Environment(fn.__globals__)
+                tree, env = copy.deepcopy(tree), Environment(fn.__globals__, None, None,
+                                                             functions)
             else:
                 tree, source = parse_and_fence(fn)
-                env = TrackingEnvironment(fn)
+                env = TrackingEnvironment(fn, None, functions)
                 self.deps += env.deps
-            self.units[fn] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
-        return self.units[fn]
+            self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
+        return self.units[key]
 
     def request(self, target, pattern):
         """The name of ``target``'s tangent function for the active parameter
