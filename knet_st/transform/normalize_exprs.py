@@ -1,0 +1,199 @@
+"""Expressions in one-operation form: the part of the normalize pass that
+turns an expression into atoms (names and constants) and one operation,
+binding temporaries (``t3 = t1 + t2``); conditional expressions and
+comprehensions become statements."""
+
+import ast
+from .trees import assign as _assign, name as _name
+
+ATOMS = (ast.Name, ast.Constant)
+_INDEX_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+
+
+class Expressions:
+    """Part of :class:`~knet_st.transform.normalize.Normalizer`: expressions."""
+
+    def assign_name(self, name, value):
+        if isinstance(value, (ast.BoolOp, ast.IfExp)):
+            self.conditional(name, value)
+            return
+        if isinstance(value, (ast.ListComp, ast.GeneratorExp)):
+            self.comprehension(name, value)
+            return
+        simple = self.simple(value)
+        reads = {n.id for n in ast.walk(simple) if isinstance(n, ast.Name)}
+        if name in reads and not isinstance(simple, ast.Name):
+            temp = self.names.fresh("t")
+            self.emit(_assign(temp, simple))
+            simple = _name(temp)
+        self.emit(_assign(name, simple))
+
+    def store(self, target, value):
+        """Stores the atom ``value`` into an assignment target."""
+        if isinstance(target, ast.Name):
+            self.emit(_assign(target.id, value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            if not isinstance(value, ast.Name):
+                temp = self.names.fresh("t")
+                self.emit(_assign(temp, value))
+                value = _name(temp)
+            for i, elt in enumerate(target.elts):
+                part = self.names.fresh(f"{value.id}{i}") if not isinstance(elt, ast.Name) \
+                    else None
+                read = ast.Subscript(value=_name(value.id), slice=ast.Constant(i),
+                                     ctx=ast.Load())
+                if part is None:
+                    self.assign_name(elt.id, read)
+                else:
+                    self.emit(_assign(part, read))
+                    self.store(elt, _name(part))
+        elif isinstance(target, ast.Subscript):
+            base = self.atom(target.value)
+            index = self.index(target.slice)
+            self.emit(ast.Assign(targets=[ast.Subscript(value=base, slice=index,
+                                                        ctx=ast.Store())],
+                                 value=value, lineno=self.lineno))
+        else:
+            raise self.source.error("cannot differentiate assignment to "
+                                    f"{type(target).__name__.lower()}s", target)
+
+    # -- expressions -------------------------------------------------------
+
+    def atom(self, expr):
+        """``expr`` as a name or constant, emitting the statements computing it."""
+        if isinstance(expr, ATOMS):
+            return expr
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and \
+                isinstance(expr.operand, ast.Constant) and \
+                isinstance(expr.operand.value, (int, float)):
+            return ast.Constant(-expr.operand.value)
+        if isinstance(expr, ast.Name):
+            return _name(expr.id)
+        name = self.names.fresh(self.suggest(expr))
+        self.assign_name(name, expr)
+        return _name(name)
+
+    def suggest(self, expr):
+        """A readable name for a temporary: ``w0`` for ``w[0]``, ``t3`` otherwise."""
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name):
+            index = expr.slice
+            if isinstance(index, ast.Constant) and isinstance(index.value, (int, str)) \
+                    and str(index.value).isidentifier() or \
+                    isinstance(index, ast.Constant) and isinstance(index.value, int) \
+                    and index.value >= 0:
+                return f"{expr.value.id}{index.value}" if isinstance(index.value, int) \
+                    else f"{expr.value.id}_{index.value}"
+            if isinstance(index, ast.Name):
+                return f"{expr.value.id}_{index.id}"
+        return "t"
+
+    def index(self, node):
+        if isinstance(node, ast.Slice):
+            return ast.Slice(lower=node.lower and self.atom(node.lower),
+                             upper=node.upper and self.atom(node.upper),
+                             step=node.step and self.atom(node.step))
+        if isinstance(node, ast.Tuple):
+            return ast.Tuple(elts=[self.index(e) for e in node.elts], ctx=ast.Load())
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _INDEX_OPS) and \
+                all(isinstance(o, ast.Name) or isinstance(o, ast.Constant) and
+                    type(o.value) is int for o in (node.left, node.right)):
+            return node       # w[i + 1] stays one read: the backward recomputes i + 1
+        return self.atom(node)
+
+    def simple(self, expr):
+        """``expr`` with atoms for operands (one operation)."""
+        if isinstance(expr, ATOMS):
+            return expr
+        if isinstance(expr, ast.BinOp):
+            return ast.BinOp(left=self.atom(expr.left), op=expr.op, right=self.atom(expr.right))
+        if isinstance(expr, ast.UnaryOp):
+            return ast.UnaryOp(op=expr.op, operand=self.atom(expr.operand))
+        if isinstance(expr, ast.Compare):
+            return ast.Compare(left=self.atom(expr.left), ops=expr.ops,
+                               comparators=[self.atom(c) for c in expr.comparators])
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            if isinstance(func, ast.Name) and func.id in ("max", "min") and \
+                    func.id in self.global_names and len(expr.args) > 2 and \
+                    not expr.keywords and not any(isinstance(a, ast.Starred)
+                                                  for a in expr.args):
+                # max(a, b, c) is max(max(a, b), c): the rule takes two values
+                inner = ast.Call(func=func, args=expr.args[:-1], keywords=[])
+                return ast.Call(func=func, args=[self.atom(inner), self.atom(expr.args[-1])],
+                                keywords=[])
+            if isinstance(func, ast.Attribute) and not self.dotted(func):
+                func = ast.Attribute(value=self.atom(func.value), attr=func.attr,
+                                     ctx=ast.Load())
+            elif not isinstance(func, (ast.Name, ast.Attribute)):
+                func = self.atom(func)
+            return ast.Call(func=func, args=[ast.Starred(self.atom(a.value), ast.Load())
+                                             if isinstance(a, ast.Starred) else self.atom(a)
+                                             for a in expr.args],
+                            keywords=[ast.keyword(arg=k.arg, value=self.atom(k.value))
+                                      for k in expr.keywords])
+        if isinstance(expr, ast.Subscript):
+            return ast.Subscript(value=self.atom(expr.value), slice=self.index(expr.slice),
+                                 ctx=ast.Load())
+        if isinstance(expr, ast.Attribute):
+            if self.dotted(expr):
+                return expr
+            return ast.Attribute(value=self.atom(expr.value), attr=expr.attr, ctx=ast.Load())
+        if isinstance(expr, (ast.Tuple, ast.List)):
+            return type(expr)(elts=[self.atom(e) for e in expr.elts], ctx=ast.Load())
+        if isinstance(expr, ast.Dict):
+            if any(k is None for k in expr.keys):
+                raise self.source.error("cannot differentiate '**' in dict displays", expr)
+            return ast.Dict(keys=[self.atom(k) for k in expr.keys],
+                            values=[self.atom(v) for v in expr.values])
+        if isinstance(expr, (ast.BoolOp, ast.IfExp, ast.ListComp, ast.GeneratorExp)):
+            return self.atom(expr)
+        if isinstance(expr, ast.JoinedStr):
+            return expr
+        raise self.source.error(f"cannot differentiate {type(expr).__name__} expressions",
+                                expr)
+
+    def conditional(self, name, expr):
+        """``and``/``or``/``if-else`` expressions as ``if`` statements."""
+        if isinstance(expr, ast.IfExp):
+            test = self.atom(expr.test)
+            body = self.block([_assign(name, expr.body)])
+            orelse = self.block([_assign(name, expr.orelse)])
+            self.emit(ast.If(test=self.stable(test, body + orelse), body=body, orelse=orelse))
+            return
+        first, *rest = expr.values
+        self.assign_name(name, first)
+        if not rest:
+            return
+        remaining = ast.BoolOp(op=expr.op, values=rest) if len(rest) > 1 else rest[0]
+        body = self.block([_assign(name, remaining)])
+        test = _name(name) if isinstance(expr.op, ast.And) else \
+            ast.UnaryOp(op=ast.Not(), operand=_name(name))
+        if isinstance(expr.op, ast.Or):
+            flag = self.names.fresh("t")
+            self.emit(_assign(flag, test))
+            test = _name(flag)
+        self.emit(ast.If(test=self.stable(test, body), body=body, orelse=[]))
+
+    def comprehension(self, name, expr):
+        """``[f(x) for x in xs if c]`` as a loop appending to a new list."""
+        gen = expr.generators[0]
+        self.emit(_assign(name, ast.List(elts=[], ctx=ast.Load())))
+        append = ast.Expr(ast.Call(func=ast.Attribute(value=_name(name), attr="append",
+                                                      ctx=ast.Load()),
+                                   args=[expr.elt], keywords=[]))
+        body = [append]
+        for cond in reversed(gen.ifs):
+            body = [ast.If(test=cond, body=body, orelse=[])]
+        loop = ast.For(target=gen.target, iter=gen.iter, body=body, orelse=[],
+                       lineno=self.lineno)
+        self.stmt_For(loop)
+
+
+    def dotted(self, node):
+        """``np.linalg.norm``-style attribute chains on a global name, or one
+        attribute of a local (``x.T``, ``x.sum``)."""
+        depth = 0
+        while isinstance(node, ast.Attribute):
+            node = node.value
+            depth += 1
+        return isinstance(node, ast.Name) and (depth == 1 or node.id in self.global_names)
