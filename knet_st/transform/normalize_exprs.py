@@ -4,6 +4,7 @@ binding temporaries (``t3 = t1 + t2``); conditional expressions and
 comprehensions become statements."""
 
 import ast
+
 from .trees import assign as _assign, name as _name
 
 ATOMS = (ast.Name, ast.Constant)
