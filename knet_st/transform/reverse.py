@@ -374,7 +374,12 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
             active = [a for a in call_operands(value) if names_in(a) & self.active]
             if not active:
                 return
-            if target.kind in ("opaque", "dynamic"):
+            if target.kind == "dynamic":
+                raise self.error(f"cannot differentiate a call of {target.name!r}, a function "
+                                 "held in a variable the compiler cannot follow (taken from a "
+                                 "loop, a list or a dict): pass the function itself (np.tanh, "
+                                 "a def) as the argument, or call it directly", stmt)
+            if target.kind == "opaque":
                 raise self.error(f"no gradient is defined for {target.name!r}; declare one "
                                  "with knet_st.adjoint (see the README)", stmt)
             if target.kind == "method" and target.name not in METHODS and \
