@@ -473,3 +473,11 @@ def test_unknown_sequences_refused_at_the_users_line():
     with pytest.raises(kt.TransformError, match="list") as info:
         kt.grad(concatenated_parameters)([rnd(2)], [rnd(2)])
     assert info.value.lineno is not None and "c = a + b" in str(info.value)
+
+
+def extrema_of_displays(x):
+    return max([x[0], x[1] * 2.0, x[2]]) - min((x[0], x[1]))
+
+
+def test_extrema_of_a_display():
+    check_grad(extrema_of_displays, (np.array([0.3, -0.2, 0.9]),))

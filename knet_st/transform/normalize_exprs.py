@@ -115,6 +115,11 @@ class Expressions:
         if isinstance(expr, ast.Call):
             func = expr.func
             if isinstance(func, ast.Name) and func.id in ("max", "min") and \
+                    func.id in self.global_names and len(expr.args) == 1 and \
+                    isinstance(expr.args[0], (ast.List, ast.Tuple)) and \
+                    len(expr.args[0].elts) >= 2 and not expr.keywords:
+                expr = ast.Call(func=func, args=expr.args[0].elts, keywords=[])  # max([a, b])
+            if isinstance(func, ast.Name) and func.id in ("max", "min") and \
                     func.id in self.global_names and len(expr.args) > 2 and \
                     not expr.keywords and not any(isinstance(a, ast.Starred)
                                                   for a in expr.args):
