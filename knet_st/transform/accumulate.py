@@ -53,6 +53,7 @@ class Accumulation:
     the statements that add contributions into them."""
 
     def adj(self, var):
+        """The name of the adjoint of ``var`` (made on first use)."""
         if var not in self.adjnames:
             self.adjnames[var] = self.names.fresh("d" + var)
         return self.adjnames[var]

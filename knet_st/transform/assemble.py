@@ -29,12 +29,14 @@ class _Finisher:
         self.stack = rev.stack
 
     def stmts(self, stmts):
+        """The statements with markers resolved."""
         out = []
         for stmt in stmts:
             out += self.stmt(stmt)
         return out
 
     def stmt(self, stmt):
+        """One statement with its markers resolved (a list)."""
         if isinstance(stmt, Marker):
             if stmt.var not in self.pushed or (id(stmt.origin), stmt.var) in self.first:
                 return []

@@ -56,6 +56,7 @@ class TrackingEnvironment(Environment):
         self.deps = []
 
     def lookup(self, name):
+        """The object ``name`` means, recorded as a dependency."""
         if name in self.closure:
             self.deps.append((self.cells[name], None, self.closure[name]))
             return self.closure[name]
@@ -93,6 +94,7 @@ class _Caller:
         self.names = names
 
     def request(self, target, pattern, volatile=frozenset()):
+        """The forward and backward function names of a called function."""
         return self.compiler.request(target, pattern, self, volatile)
 
     def parameters(self, call):
@@ -103,9 +105,11 @@ class _Caller:
         return self.compiler.bind_call(call, self)
 
     def mutated(self, call):
+        """The argument names the called function changes in place."""
         return self.compiler.mutated_args(call, self)
 
     def stored(self, call):
+        """The argument names the called function stores values into."""
         return self.compiler.stored_args(call, self)
 
 

@@ -59,6 +59,7 @@ class Containers:
         return out
 
     def setitem_adjoint(self, stmt, K):
+        """The adjoint of ``x[i] = v``: the region's adjoint goes to ``v``."""
         target = stmt.targets[0]
         base = target.value.id
         if base not in self.active:

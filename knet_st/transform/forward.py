@@ -45,14 +45,17 @@ class TangentWriter:
         self.tan = {}
 
     def error(self, message, node):
+        """A :class:`TransformError` at ``node``'s line."""
         return self.unit.source.error(message, node)
 
     def tname(self, var):
+        """The name of the tangent of ``var``."""
         if var not in self.tan:
             self.tan[var] = self.names.fresh("tan_" + var)
         return self.tan[var]
 
     def run(self):
+        """Writes the tangent function."""
         tree = copy.deepcopy(self.unit.tree)
         params = self.unit.params
         seeds = {params[i] for i in self.pattern}
@@ -73,6 +76,7 @@ class TangentWriter:
 
     # -- activity: the names that may carry a tangent (flow-insensitive) --------
     def analyze(self, body, seeds):
+        """The names that carry a tangent (a fixed point over the body)."""
         active, before = set(seeds), None
         while active != before:
             before = set(active)
@@ -81,6 +85,7 @@ class TangentWriter:
         return active
 
     def mark(self, stmt, active):
+        """Adds to ``active`` the names ``stmt`` gives a tangent."""
         self.active = active
         if isinstance(stmt, ast.Assign):
             target, value = stmt.targets[0], stmt.value
@@ -112,10 +117,12 @@ class TangentWriter:
                     active.add(arg.id)
 
     def is_active(self, node):
+        """Whether ``node`` is a name with a tangent."""
         return any(n.id in self.active for n in ast.walk(node)
                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
 
     def value_active(self, value):
+        """Whether ``value`` has a tangent."""
         if isinstance(value, (ast.Name, ast.Tuple, ast.List)):
             return self.is_active(value)
         if isinstance(value, ast.Dict):
@@ -163,6 +170,7 @@ class TangentWriter:
 
     # -- statements -----------------------------------------------------------
     def block(self, stmts):
+        """A body with the tangent statements beside it."""
         out = []
         for stmt in stmts:
             new = getattr(self, "s_" + type(stmt).__name__, None)
@@ -263,9 +271,11 @@ class TangentWriter:
         return [stmt, _assign(self.tname(var), self.materialize(self.tangent(value)))]
 
     def zero_assign(self, var, like):
+        """A zero tangent for ``var``."""
         return ast.copy_location(_assign(self.tname(var), self.zero(_name(var))), like)
 
     def list_method(self, call):
+        """The tangent of a list method (the same call on the tangent list)."""
         method = call.func.attr
         args = [self.materialize(self.tangent(a)) if method != "insert" or i == 1 else
                 copy.deepcopy(a) for i, a in enumerate(call.args)]
@@ -290,6 +300,7 @@ class TangentWriter:
                                       ast.Store())], new)]
 
     def bind_args(self, call, unit):
+        """The argument nodes of a user call, one per parameter."""
         target = fact(call, "target")
         if any(isinstance(a, ast.Starred) for a in call.args) or \
                 any(k.arg is None for k in call.keywords):
@@ -340,11 +351,13 @@ class TangentWriter:
         return Zero(node)
 
     def zero(self, primal):
+        """The zero tangent of ``primal``, as an expression."""
         func = _name("zero_tangent")
         func._env = vars(tangents)
         return _call(func, copy.deepcopy(primal))
 
     def materialize(self, node):
+        """A zero tangent written out (``zero_tangent(x)``)."""
         if isinstance(node, Zero):
             return self.zero(node.primal)
         for parent in ast.walk(node):
@@ -357,6 +370,7 @@ class TangentWriter:
         return node
 
     def inline(self, rule, args, keywords, var, stmt):
+        """The tangent statements of a rule inlined for ``var = f(args)``."""
         try:
             bound = rule.bind(args, keywords)
         except TypeError as exc:
@@ -382,6 +396,7 @@ class TangentWriter:
         return [ast.copy_location(s, stmt) for s in out]
 
     def bind_globals(self, fn):
+        """Points global names at the generated module's keys."""
         local = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)} | stored_names(fn)
         for node in ast.walk(fn):
             if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load) or \

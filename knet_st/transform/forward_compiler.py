@@ -21,6 +21,7 @@ class ForwardCompiler:
 
     # -- units and requests ----------------------------------------------------
     def unit_for(self, target):
+        """The front end's :class:`Unit` of a called function."""
         if target.kind == "local":
             tree, parent = target.obj
             key = ("local", id(parent), tree.name)
@@ -58,6 +59,7 @@ class ForwardCompiler:
         return self.jobs[key]
 
     def bind(self, name, obj, local):
+        """A key of the module for ``obj``, no local of ``local``."""
         for n in range(1, 1000):
             key = name if n == 1 else f"{name}_{n}"
             if key in local or (key in self.ns and self.ns[key] is not obj):

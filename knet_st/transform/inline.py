@@ -15,6 +15,7 @@ class Inlining:
     """Part of :class:`~knet_st.transform.reverse.Reverse`: inlines adjoint rules."""
 
     def inline(self, rule, args, keywords, var, dy, K, stmt):
+        """The statements of ``rule`` inlined for the call ``var = f(args)``."""
         try:
             bound = rule.bind(args, keywords)
         except TypeError as exc:

@@ -34,6 +34,7 @@ class ControlFlow:
                        orelse=orelse)]
 
     def is_range(self, it):
+        """Whether a loop iterates over ``range`` (its adjoint runs it backwards)."""
         if fact(it, "sequence", False):
             return True
         if not isinstance(it, ast.Call):
@@ -124,6 +125,7 @@ class ControlFlow:
         return self.counted_adjoint(stmt, body, before, end)
 
     def counted_adjoint(self, stmt, body, before, end):
+        """The adjoint loop of a counted loop: as many rounds as it ran."""
         count = fact(stmt, "count")
         loop = ast.For(target=_name(self.names.fresh("_"), True),
                        iter=_call(self.helper("range", range), _name(count)),

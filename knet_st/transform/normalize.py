@@ -49,6 +49,7 @@ class Normalizer(Expressions):
     # -- statements ---------------------------------------------------------
 
     def block(self, stmts):
+        """A body in one-operation form."""
         saved, self.out = self.out, []
         for stmt in stmts:
             self.statement(stmt)
@@ -56,11 +57,13 @@ class Normalizer(Expressions):
         return result
 
     def emit(self, stmt):
+        """Appends a statement to the body being written."""
         if self.lineno is not None and not hasattr(stmt, "lineno"):
             stmt.lineno = self.lineno
         self.out.append(stmt)
 
     def statement(self, stmt):
+        """One statement in one-operation form, emitted."""
         self.lineno = getattr(stmt, "lineno", self.lineno)
         method = getattr(self, "stmt_" + type(stmt).__name__, None)
         if method is None:

@@ -15,6 +15,7 @@ class Expressions:
     """Part of :class:`~knet_st.transform.normalize.Normalizer`: expressions."""
 
     def assign_name(self, name, value):
+        """``name = value`` in one-operation form, emitted."""
         if isinstance(value, (ast.BoolOp, ast.IfExp)):
             self.conditional(name, value)
             return
@@ -89,6 +90,7 @@ class Expressions:
         return "t"
 
     def index(self, node):
+        """A subscript's index with atoms (``i + 1`` kept whole)."""
         if isinstance(node, ast.Slice):
             return ast.Slice(lower=node.lower and self.atom(node.lower),
                              upper=node.upper and self.atom(node.upper),

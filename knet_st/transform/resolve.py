@@ -59,6 +59,7 @@ class Environment:
 
     @classmethod
     def of(cls, fn):
+        """The environment of the function ``fn``."""
         code = fn.__code__
         cells = fn.__closure__ or ()
         closure = {}
@@ -70,6 +71,7 @@ class Environment:
         return cls(fn.__globals__, closure)
 
     def lookup(self, name):
+        """The object ``name`` means; ``KeyError`` if none."""
         if name in self.closure:
             return self.closure[name]
         if name in self.globals:

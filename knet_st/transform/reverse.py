@@ -127,15 +127,18 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         return self.ctx.helper(key, obj)
 
     def stack_name(self):
+        """The name of the function's tape (made on first use)."""
         if self.stack is None:
             self.stack = self.names.fresh("stack")
         return self.stack
 
     def checkpoint(self):
+        """The state a loop's adjoint rounds start from."""
         return (self.names.checkpoint(), dict(self.adjnames), dict(self.extra_sites),
                 len(self.loop_copies))
 
     def restore(self, state):
+        """Back to a :meth:`checkpoint`."""
         names, adjnames, extra, copies = state
         self.names.restore(names)
         self.adjnames = adjnames
@@ -147,9 +150,11 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         return self.ctx.run_check(helper, var, stmt)
 
     def error(self, message, node):
+        """A :class:`TransformError` at ``node``'s line."""
         return self.ctx.error(message, node)
 
     def is_active(self, node):
+        """Whether ``node`` is a name that carries a gradient."""
         return isinstance(node, ast.Name) and node.id in self.active
 
     # -- blocks -----------------------------------------------------------------
@@ -158,6 +163,7 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
     # the backward pass is re-run while a loop's adjoint state settles.
 
     def block_fwd(self, stmts, depth):
+        """The forward statements of a body (positions of the user's lines)."""
         out = []
         for stmt in stmts:
             out += [relocate(s, stmt) for s in
@@ -165,6 +171,7 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         return out
 
     def block_bwd(self, stmts, K, depth):
+        """The adjoint statements of a body, last statement first."""
         out = []
         for stmt in reversed(stmts):
             out += [relocate(s, stmt) for s in
@@ -254,6 +261,7 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
         return not isinstance(value, (ast.Name, ast.Subscript, ast.Tuple, ast.List, ast.Dict))
 
     def rhs_adjoint(self, stmt, var, value, K):
+        """The adjoint statements of ``var = value`` for ``value``'s operands."""
         dy = _name(self.adj(var))
         if isinstance(value, ast.Name):
             if value.id in self.active:
