@@ -91,7 +91,8 @@ def analyze(body, params, stored_args):
                                 if isinstance(out, ast.Name):
                                     mark(out.id)
                     call = stmt.value
-                    if isinstance(call, ast.Call) and fact(call, "target").kind in ("user", "local") \
+                    if isinstance(call, ast.Call) and \
+                            fact(call, "target").kind in ("user", "local") \
                             and value_active(call, active):
                         for name in stored_args(call):
                             mark(name)

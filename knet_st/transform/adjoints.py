@@ -15,7 +15,8 @@ import numpy as np
 from ..runtime.gradients import (
     array_grad, astype_grad, builtin_sum_grad, clip_grads, cumsum_grad, det_grad, diag_grad,
     element, element_grad, extremum_grad, hstack_axis, inner_grads, inv_grad, item_grad,
-    method_axes, matmul_grad_a, snapshot, matmul_grad_b, mean_grad, norm_grad, pad_grad, prod_grad, repeat_grad,
+    method_axes, matmul_grad_a, snapshot, matmul_grad_b, mean_grad, norm_grad, pad_grad,
+    prod_grad, repeat_grad,
     split_grad, sum_grad, take_grad, tile_grad, transpose_grad, unbroadcast, var_grad,
     vstack_grad)
 from ..runtime.linalg_grads import dot_grad, kron_grads, trace_grad

@@ -48,7 +48,8 @@ class Effects:
     ``grown`` lists, ``unstable`` names (may change in place after a read),
     ``by_statement`` maps ``id(stmt)`` to its :class:`Effect`, ``changed`` the
     objects changed in place (see :func:`points_to`), ``changes`` lists
-    ``(id(stmt), objects it changes, names it changes them through)``, ``reached[name]`` the objects an
+    ``(id(stmt), objects it changes, names it changes them through)``,
+    ``reached[name]`` the objects an
     unstable name may hold or reach, ``facts`` the points-to facts."""
     mutated: set = field(default_factory=set)
     grown: set = field(default_factory=set)

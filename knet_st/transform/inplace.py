@@ -10,7 +10,8 @@ Reads the :mod:`effects` of the function; runs after activity, before reverse.
   ``mask[i] = False``, ``np.copyto(idx, p)``, a helper that fills it) reads a
   copy taken at that point instead: ``s_now = snapshot(s)`` (numbers are not
   copied; ``snapshot`` is a primitive whose adjoint is the identity, for a
-  name that holds values with gradients at other times).  The backward pass then sees the value the forward statement saw.
+  name that holds values with gradients at other times).  The backward pass
+  then sees the value the forward statement saw.
 """
 
 import ast
