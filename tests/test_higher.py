@@ -280,3 +280,14 @@ def test_forward_mode_with_functions_in_parameters(f):
     g = kt.grad(f)
     np.testing.assert_allclose(kt.hvp(f)(W, x, V),
                                (g(W + h * V, x) - g(W - h * V, x)) / (2 * h), atol=1e-7)
+
+
+def gradients_of_two_arguments_inside(w, x):
+    gw, gx = kt.grad(small_loss, wrt=(0, 1))(w, x)
+    return np.sum(gw ** 2) + np.sum(gx * x)
+
+
+def test_gradient_of_two_arguments_inside_a_loss():
+    check_grad(gradients_of_two_arguments_inside,
+               (R.standard_normal((2, 3)), R.standard_normal(3)), wrt=(0, 1),
+               rtol=1e-4, atol=1e-6)

@@ -122,10 +122,11 @@ def _gradient_functions(tree, env, local_names):
     """Names bound once to ``kt.grad(f, wrt=k)`` (or ``kt.value_and_grad``) of
     a function ``f`` known at transform time: the gradient function, made
     now, to be differentiated in turn when it is called."""
-    found, counts = {}, {}
+    found, counts, values = {}, {}, {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             counts[node.targets[0].id] = counts.get(node.targets[0].id, 0) + 1
+            values[node.targets[0].id] = node.value
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
                 and isinstance(node.value, ast.Call) and node.value.args
@@ -141,6 +142,9 @@ def _gradient_functions(tree, env, local_names):
             continue
         fn = _value_of(call.args[0], env, local_names, {})
         options = {k.arg: k.value for k in call.keywords}
+        for key, value in list(options.items()):    # wrt=(0, 1): a temporary now
+            if isinstance(value, ast.Name) and counts.get(value.id) == 1:
+                options[key] = values[value.id]
         if fn is None or not isinstance(fn, types.FunctionType) or \
                 any(not isinstance(v, (ast.Constant, ast.Tuple)) for v in options.values()):
             continue
