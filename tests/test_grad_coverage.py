@@ -481,3 +481,55 @@ def extrema_of_displays(x):
 
 def test_extrema_of_a_display():
     check_grad(extrema_of_displays, (np.array([0.3, -0.2, 0.9]),))
+
+
+# ------------------------------- found by the random-program sweep (findings 7-12)
+
+def doubled(h):
+    return h * 2.0
+
+
+def helper_result_indexed(x):
+    h = doubled(x)
+    return h[0] + np.sum(h[1:])
+
+
+def output_read_by_its_rule_then_written(x):
+    o = np.tanh(x)                 # tanh's adjoint reads o as it was made
+    o[0] = o[0] * 2.0
+    return np.sum(o)
+
+
+def exp_read_then_written(x):
+    o = np.exp(x)
+    a = np.sum(o * x)
+    o[0] = 0.1
+    return a + np.sum(o)
+
+
+def copy_of_an_array_then_written(w, x):
+    h = np.tanh(w @ x)
+    o = h.copy()                   # a new array: h is not a view of it
+    o[0] = x[0] * 2.0
+    return np.sum(h * o)
+
+
+def break_of_a_loop_inside_with(x):
+    t = 0.0
+    with np.errstate(over="ignore"):
+        for i in range(3):
+            if i == 2:
+                break
+            t = t + np.sum(np.exp(x) * i)
+    return t
+
+
+@pytest.mark.parametrize("f, args, wrt", [
+    (helper_result_indexed, (rnd(3),), 0),
+    (output_read_by_its_rule_then_written, (rnd(3),), 0),
+    (exp_read_then_written, (rnd(3),), 0),
+    (copy_of_an_array_then_written, (rnd(3, 3), rnd(3)), (0, 1)),
+    (break_of_a_loop_inside_with, (rnd(3),), 0),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_found_by_the_sweep(f, args, wrt):
+    check_grad(f, args, wrt=wrt)

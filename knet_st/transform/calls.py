@@ -5,7 +5,7 @@ bound through another (``calls.bind``)."""
 import ast
 import copy
 
-from .accumulate import ANY, ZERO
+from .accumulate import ANY, SOME, ZERO
 from .facts import fact, set_fact
 from .trees import Marker, assign as _assign, bound_name, call as _call, name as _name, \
     none as _none
@@ -56,6 +56,8 @@ class UserCalls:
                     dout = _call(self.helper("present"), _name(d), _name(var))
                 else:
                     dout = _name(d)
+                if dout_kind in (ANY, SOME) and var in self.sparse:
+                    dout = _call(self.helper("dense"), dout)     # h = f(x); h[0]
                 args = [_name(saved), dout]
                 targets, extra, seen = [], [], set()
                 for i in fact(stmt, "active_args"):

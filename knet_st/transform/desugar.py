@@ -33,6 +33,20 @@ def named_lambdas(func):
 
 
 
+def _exits(body, in_loop=False):
+    """The statements that would leave a ``with`` body early: any ``return``,
+    a ``break`` or ``continue`` not inside a loop of the body."""
+    found = []
+    for stmt in body:
+        if isinstance(stmt, ast.Return) or not in_loop and \
+                isinstance(stmt, (ast.Break, ast.Continue)):
+            found.append(stmt)
+        inner = in_loop or isinstance(stmt, (ast.For, ast.While))
+        for field in ("body", "orelse"):
+            found += _exits(getattr(stmt, field, []), inner)
+    return found
+
+
 def with_blocks(func, source):
     """Rewrites the ``with`` statements of ``func`` (see the module doc)."""
     counter = [0]
@@ -41,8 +55,7 @@ def with_blocks(func, source):
         if not isinstance(stmt, ast.With):
             return [stmt]
         out = []
-        jumps = [n for n in ast.walk(ast.Module(body=stmt.body, type_ignores=[]))
-                 if isinstance(n, (ast.Return, ast.Break, ast.Continue))]
+        jumps = _exits(stmt.body)
         if jumps:
             raise source.error("cannot differentiate 'return', 'break' or 'continue' "
                                "inside a 'with' block: move it after the block",

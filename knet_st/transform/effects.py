@@ -149,6 +149,9 @@ def _fresh(value):
                           ast.BoolOp, ast.JoinedStr)):
         return True
     target = fact(value, "target", None)
+    if isinstance(value, ast.Call) and target is not None and target.kind == "method" \
+            and target.name == "copy" and not value.args:
+        return True                                      # x.copy()
     if isinstance(value, ast.Call) and target is not None and target.obj is not None \
             and not out_arguments(value):
         try:

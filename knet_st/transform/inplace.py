@@ -15,6 +15,7 @@ Reads the :mod:`effects` of the function; runs after activity, before reverse.
 """
 
 import ast
+import operator
 
 import numpy as np
 
@@ -98,6 +99,48 @@ def written_arrays(func, active):
                 stmt.targets[0].value.id in arrays:
             set_fact(stmt, "array_write", True)
     return arrays
+
+
+def copy_written_outputs(ctx, func, arrays, active):
+    """``o = np.tanh(x)`` where ``o`` is written into later and the rule of
+    ``np.tanh`` reads its output: ``t = np.tanh(x); o = snapshot(t)``, so that
+    the adjoint reads the output as it was made.  Returns the active names."""
+    active = set(active)
+
+    def one(stmt):
+        if not (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id in arrays and _reads_output(stmt.value)):
+            return [stmt]
+        var = stmt.targets[0].id
+        made = ctx.fresh("t")
+        stmt.targets[0] = name(made, True)
+        if var in active:
+            active.add(made)
+        copy_call = call(ctx.helper("snapshot"), name(made))
+        set_fact(copy_call, "target", Target("primitive", rt.snapshot, "snapshot"))
+        return [stmt, assign(var, copy_call, like=stmt)]
+
+    func.body = rewrite(func.body, one)
+    return active
+
+
+def _reads_output(value):
+    """Whether the adjoint rule of an assigned value reads the value itself."""
+    from .adjoints import METHODS
+    from .registry import rule_for
+    from .reverse import BINOPS, UNARYOPS
+    rule = None
+    if isinstance(value, ast.BinOp) and type(value.op) in BINOPS:
+        rule = rule_for(getattr(operator, BINOPS[type(value.op)]))
+    elif isinstance(value, ast.UnaryOp) and type(value.op) in UNARYOPS:
+        rule = rule_for(getattr(operator, UNARYOPS[type(value.op)]))
+    elif isinstance(value, ast.Call):
+        target = fact(value, "target", None)
+        if target is not None and target.kind == "primitive":
+            rule = rule_for(target.obj)
+        elif target is not None and target.kind == "method" and target.name in METHODS:
+            rule = rule_for(METHODS[target.name])
+    return rule is not None and rule.reads_output
 
 
 def check_written_aliases(ctx, func, effects, arrays):

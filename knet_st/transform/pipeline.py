@@ -19,7 +19,8 @@ from .assemble import assemble
 from .bindings import bindings_of
 from .effects import function_effects
 from .fence import check
-from .inplace import check_written_aliases, lower_out, snapshot_reads, written_arrays
+from .inplace import (check_written_aliases, copy_written_outputs, lower_out, snapshot_reads,
+                      written_arrays)
 from .jumps import lower
 from .desugar import named_lambdas, with_blocks
 from .lift import lift
@@ -102,6 +103,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     before = bindings_of(tree, params)                                      # prepare
     arrays = written_arrays(tree, active)
     check_written_aliases(ctx, tree, effects, arrays)
+    active = copy_written_outputs(ctx, tree, arrays, active)
     check_aliasing(ctx, tree, params, active, before, arrays)
     active = lower_out(ctx, tree, active)
     active = lower_augmented(ctx, tree, active, arrays)

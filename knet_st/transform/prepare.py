@@ -281,7 +281,8 @@ def sparse_adjoints(func):
     """Variables whose adjoint may arrive sparse (an index gradient or a
     container's dict): those read by index, those passed to user functions,
     and, through copies ``a = b``, the variables copied into them.  Adjoint
-    templates read a dense array, so these get ``dense(d)`` first."""
+    templates read a dense array, so these get ``dense(d)`` first (and a
+    called function gets its output's adjoint dense)."""
     sparse = set()
     copies = []
     for node in ast.walk(func):

@@ -41,6 +41,8 @@ class Rule:
         func.decorator_list = []
         # Inlined statements take the position of the user's statement.
         self.body = [forget_positions(stmt) for stmt in func.body]
+        self.reads_output = any(isinstance(n, ast.Name) and n.id == "y"
+                                for stmt in self.body for n in ast.walk(stmt))
         args = func.args
         names = [a.arg for a in args.posonlyargs + args.args]
         if names[:2] != ["dy", "y"]:
