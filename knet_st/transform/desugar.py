@@ -41,6 +41,8 @@ def _exits(body, in_loop=False):
         if isinstance(stmt, ast.Return) or not in_loop and \
                 isinstance(stmt, (ast.Break, ast.Continue)):
             found.append(stmt)
+        if isinstance(stmt, ast.FunctionDef):        # its returns are its own
+            continue
         inner = in_loop or isinstance(stmt, (ast.For, ast.While))
         for field in ("body", "orelse"):
             found += _exits(getattr(stmt, field, []), inner)
