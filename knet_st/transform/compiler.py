@@ -131,11 +131,7 @@ class Compiler:
     def unit_for(self, target):
         """The :class:`Unit` of a user function or a lifted local function."""
         if target.kind == "local":
-            tree, parent = target.obj
-            key = ("local", id(parent), tree.name)
-            if key not in self.units:
-                self.units[key] = local_unit(target)
-            return self.units[key]
+            return local_unit(target, self.units)
         fn = target.obj
         classes = self._receiver_classes(target, fn)
         functions = dict(target.functions)

@@ -23,11 +23,7 @@ class ForwardCompiler:
     def unit_for(self, target):
         """The front end's :class:`Unit` of a called function."""
         if target.kind == "local":
-            tree, parent = target.obj
-            key = ("local", id(parent), tree.name)
-            if key not in self.units:
-                self.units[key] = local_unit(target)
-            return self.units[key]
+            return local_unit(target, self.units)
         fn = target.obj
         functions = dict(target.functions)        # parameters holding known functions
         key = (fn, tuple(sorted((k, id(v)) for k, v in functions.items())))

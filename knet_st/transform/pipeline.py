@@ -79,12 +79,17 @@ def front_end(name, qualname, tree, source, env, local_functions):
     return unit
 
 
-def local_unit(target):
+def local_unit(target, units):
     """The :class:`Unit` of a function defined inside another (a ``local``
-    target: its lifted tree and the unit it was lifted from)."""
+    target: its lifted tree and the unit it was lifted from), made once and
+    kept in ``units``."""
     tree, parent = target.obj
-    return front_end(tree.name, f"{parent.qualname}.{tree.name}", copy.deepcopy(tree),
-                     parent.source, parent.env, parent.local_functions)
+    key = ("local", id(parent), tree.name)
+    if key not in units:
+        units[key] = front_end(tree.name, f"{parent.qualname}.{tree.name}",
+                               copy.deepcopy(tree), parent.source, parent.env,
+                               parent.local_functions)
+    return units[key]
 
 
 def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset()):

@@ -155,10 +155,7 @@ def mutating_functions(positions):
 
 def mutated_argument(fn):
     """The position of the argument ``fn`` changes in place, or ``None``."""
-    try:
-        return _MUTATING_FUNCTIONS.get(key_of(fn))
-    except TypeError:
-        return None
+    return _MUTATING_FUNCTIONS.get(key_of(fn))
 
 
 def nondifferentiable(*functions):
@@ -176,10 +173,7 @@ def refuse(why, *functions):
 
 def refusal(fn):
     """Why ``fn`` may not be called in a differentiated function, or ``None``."""
-    try:
-        return _REFUSED.get(key_of(fn))
-    except TypeError:
-        return None
+    return _REFUSED.get(key_of(fn))
 
 
 _GRADIENT_MAKERS = set()
@@ -195,10 +189,7 @@ def gradient_makers(*functions):
 
 def is_gradient_maker(fn):
     """Whether ``fn`` was declared with :func:`gradient_makers`."""
-    try:
-        return key_of(fn) in _GRADIENT_MAKERS
-    except TypeError:
-        return False
+    return key_of(fn) in _GRADIENT_MAKERS
 
 
 def key_of(fn):
@@ -213,18 +204,12 @@ def key_of(fn):
 
 def rule_for(fn):
     """The :class:`Rule` of ``fn``, or ``None``."""
-    try:
-        return _RULES.get(key_of(fn))
-    except TypeError:
-        return None
+    return _RULES.get(key_of(fn))
 
 
 def is_nondifferentiable(fn):
     """Whether ``fn`` was declared to have no gradient."""
-    try:
-        return key_of(fn) in _NONDIFFERENTIABLE
-    except TypeError:
-        return False
+    return key_of(fn) in _NONDIFFERENTIABLE
 
 
 def primitives():

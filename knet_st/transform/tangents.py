@@ -72,10 +72,7 @@ def tangent(*primitives):
 
 def tangent_rule(fn):
     """The :class:`TangentRule` of ``fn``, or ``None``."""
-    try:
-        return _TANGENTS.get(key_of(fn))
-    except TypeError:
-        return None
+    return _TANGENTS.get(key_of(fn))
 
 
 # ---- runtime helpers of forward mode ---------------------------------------------

@@ -72,12 +72,6 @@ def statements(body):
             yield from statements(getattr(stmt, field, []))
 
 
-def loaded_names(node):
-    """The names read in ``node``."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Load)}
-
-
 def stored_names(node):
     """The names bound in ``node``."""
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
