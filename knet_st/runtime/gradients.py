@@ -178,34 +178,38 @@ def setitem_grad(dx, x, index, v=None):
     return dx, dx.pop(_key(x, index), None)
 
 
+def _host(a):
+    """An index array on the host (a CuPy array is copied back)."""
+    return np.asarray(a) if isinstance(a, (list, np.ndarray)) or not hasattr(a, "get") \
+        else a.get()
+
+
 def _last_writes(index, n):
-    """For an index of repeated positions (an integer array or list), a 0/1
-    mask of the writes that land (NumPy keeps the last one); else ``None``.
-    A tuple index with repeated arrays is refused."""
+    """For an integer-array index that repeats positions, a 0/1 mask of the
+    writes that land (NumPy keeps the last one); else ``None``.  A tuple index
+    whose integer arrays repeat a position is refused."""
     items = index if isinstance(index, tuple) else (index,)
-    arrays = [i for i in items if isinstance(i, (list, np.ndarray)) or
+    arrays = [_host(i) for i in items if isinstance(i, list) or
               hasattr(i, "dtype") and getattr(i, "ndim", 0) > 0]
+    arrays = [a for a in arrays if a.dtype.kind in "iu"]   # masks select once each
     if not arrays:
         return None
     if len(items) > 1:
-        from ..errors import TransformError
-        keys = np.stack([np.asarray(a).ravel() for a in arrays])
+        keys = np.stack([a.ravel() for a in np.broadcast_arrays(*arrays)])
         if np.unique(keys, axis=1).shape[1] < keys.shape[1]:
+            from ..errors import TransformError
             raise TransformError("cannot differentiate a write through repeated index "
                                  "tuples; write each position once")
         return None
-    idx = np.asarray(index)
-    if idx.dtype.kind not in "iu" or idx.ndim != 1:
+    idx = arrays[0]
+    if idx.ndim != 1:
         return None
     idx = idx % n if n else idx
-    if len(np.unique(idx)) == len(idx):
+    reversed_first = np.unique(idx[::-1], return_index=True)[1]
+    if len(reversed_first) == len(idx):
         return None
     last = np.zeros(len(idx))
-    seen = set()
-    for k in range(len(idx) - 1, -1, -1):
-        if idx[k] not in seen:
-            seen.add(idx[k])
-            last[k] = 1.0
+    last[len(idx) - 1 - reversed_first] = 1.0
     return last
 
 
