@@ -533,3 +533,37 @@ def break_of_a_loop_inside_with(x):
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_found_by_the_sweep(f, args, wrt):
     check_grad(f, args, wrt=wrt)
+
+
+def write_through_a_mask_and_a_column(w):
+    out = np.zeros((3, 2))
+    m = np.array([True, False, True])
+    out[m, 0] = w[:2]              # a mask selects each row once
+    return np.sum(out ** 2)
+
+
+def write_through_broadcast_index_arrays(w):
+    out = np.zeros((3, 2))
+    out[np.array([0, 2])[:, None], np.array([0, 1])] = w.reshape(2, 2)
+    return np.sum(out * np.arange(6.0).reshape(3, 2))
+
+
+@pytest.mark.parametrize("f, args", [
+    (write_through_a_mask_and_a_column, (rnd(2),)),
+    (write_through_broadcast_index_arrays, (rnd(4),)),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_writes_through_index_tuples(f, args):
+    check_grad(f, args)
+
+
+def augmented_new_arrays(w, x):
+    h = x.copy()
+    h += w                         # h is a new array nothing else sees
+    out = np.zeros(3)
+    for i in range(2):
+        out += h * (i + 1)
+    return np.sum(out ** 2) + np.sum(h * x)
+
+
+def test_augmented_assignment_on_new_arrays():
+    check_grad(augmented_new_arrays, (rnd(3), rnd(3)), wrt=(0, 1))

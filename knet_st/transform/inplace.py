@@ -49,7 +49,7 @@ def _new_object(value):
         target.obj in (np.sum, np.mean, np.dot, np.matmul)
 
 
-def _sole_owner(func, var):
+def sole_owner(func, var):
     """Whether every binding of ``var`` is a new object and no other name can
     share it: each read of ``var`` is an operand of arithmetic or of a call
     that makes a new array."""
@@ -211,7 +211,7 @@ def lower_out(ctx, func, active):
             return out
         if len(outs) != 1 or not isinstance(outs[0], ast.Name) or \
                 not isinstance(stmt, ast.Assign) or \
-                not _sole_owner(func, outs[0].id):
+                not sole_owner(func, outs[0].id):
             raise ctx.error("cannot differentiate 'out=' here: the array it writes "
                             "into is shared (a parameter, a view, another name); "
                             "assign the result instead, e.g. 'h = np.tanh(h)'", stmt)

@@ -12,11 +12,10 @@ variables carry gradients, run just before the reverse pass.
 
 import ast
 
-import numpy as np
-
 from .facts import fact, set_fact
 from .resolve import Target
 from .activity import value_active
+from .inplace import sole_owner
 from .trees import name as _name, rewrite
 
 
@@ -147,7 +146,8 @@ def lower_augmented(ctx, func, active, arrays=frozenset()):
     in-place change of the view ``t`` would have done."""
 
     active = set(active)
-    private = _private_arrays(func)
+    private = {n.target.id for n in ast.walk(func) if isinstance(n, ast.AugAssign)
+               and sole_owner(func, n.target.id)}
 
     def one(stmt):
         out = []
@@ -168,48 +168,6 @@ def lower_augmented(ctx, func, active, arrays=frozenset()):
 
     func.body = rewrite(func.body, one)
     return active
-
-
-def _fresh(value):
-    """Whether an assigned value is a new array no other name shares: the result
-    of arithmetic, or of a NumPy element-wise function or reduction."""
-    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
-        return True
-    return isinstance(value, ast.Call) and fact(value, "target").kind == "primitive" and \
-        (isinstance(fact(value, "target").obj, np.ufunc) or
-         fact(value, "target").obj in (np.sum, np.mean, np.dot, np.matmul))
-
-
-def _private_arrays(func):
-    """Variables that only ever hold new arrays that no other name can see or
-    view: every binding is :func:`_fresh`, and every use reads the values into
-    another fresh result (an operand of arithmetic, a comparison, an element-wise
-    function or reduction, a test, the returned value).  A view (``z.T``,
-    ``z[0]``, ``z.reshape``), a copy to another name, a container or a call would
-    see ``z += v`` change in place; for private variables ``z += v`` and
-    ``z = z + v`` agree."""
-    defs = {}
-    safe_reads = []                       # Name nodes read in a way that cannot alias
-    for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            var, value = node.targets[0].id, node.value
-            defs[var] = defs.get(var, True) and _fresh(value)
-            if isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Compare)) or _fresh(value):
-                safe_reads += [n for n in ast.walk(value) if isinstance(n, ast.Name)]
-        elif isinstance(node, ast.AugAssign):
-            defs.setdefault(node.target.id, False)
-            safe_reads += [n for n in ast.walk(node.value) if isinstance(n, ast.Name)]
-        elif isinstance(node, (ast.If, ast.While)) and isinstance(node.test, ast.Name):
-            safe_reads.append(node.test)
-        elif isinstance(node, ast.Return) and isinstance(node.value, ast.Name):
-            safe_reads.append(node.value)
-        elif isinstance(node, ast.For):
-            defs[node.target.id] = False
-    safe = {id(n) for n in safe_reads}
-    escaped = {n.id for n in ast.walk(ast.Module(body=func.body, type_ignores=[]))
-               if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in safe}
-    params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
-    return {v for v, ok in defs.items() if ok and v not in escaped and v not in params}
 
 
 def _mutation_site(func, var):
