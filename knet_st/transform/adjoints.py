@@ -558,7 +558,7 @@ METHODS = {
 }
 # Methods that change their receiver (lists, dicts, sets, arrays).
 mutating_methods("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
-                 "update", "setdefault", "popitem", "add", "discard",
+                 "update", "setdefault", "popitem", "add", "discard", "__delitem__",
                  "fill", "put", "itemset", "resize", "partition", "setfield", "byteswap")
 # Functions that change an argument in place: the argument's position.
 mutating_functions({np.copyto: 0, np.put: 0, np.place: 0, np.putmask: 0,

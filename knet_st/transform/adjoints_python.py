@@ -16,6 +16,11 @@ def list_copy(dy, y, iterable=()):
     diterable = seq_copy(dy)
 
 
+@adjoint(builtins.dict, containers=["mapping"])
+def dict_copy(dy, y, mapping=()):
+    dmapping = seq_copy(dy)
+
+
 @adjoint(seq_concat, containers=["a", "b"])
 def concatenation(dy, y, a, b):
     da = seq_part(dy, 0, len(a))

@@ -87,6 +87,9 @@ class Containers:
         if receiver is None or not (receiver in self.active or
                                     names_in(call) & self.active):
             return [stmt]
+        if func.attr == "__delitem__":
+            raise self.error("cannot differentiate 'del' of an element of a list or dict "
+                             "that carries gradients: build a new one without it", stmt)
         if func.attr != "append":
             raise self.error(f"cannot differentiate '{func.attr}' on a list that carries "
                              "gradients; build lists with append", stmt)

@@ -8,7 +8,6 @@ import ast
 
 REFUSED = {
     ast.Try: "'try' statements",
-    ast.With: "'with' statements",
     ast.AsyncFunctionDef: "async functions",
     ast.AsyncFor: "async loops",
     ast.AsyncWith: "async 'with'",
@@ -18,15 +17,9 @@ REFUSED = {
     ast.Global: "'global' declarations",
     ast.Nonlocal: "'nonlocal' declarations",
     ast.ClassDef: "class definitions inside a differentiated function",
-    ast.Lambda: "lambdas (define the function with def)",
     ast.Import: "imports inside a differentiated function",
     ast.ImportFrom: "imports inside a differentiated function",
-    ast.Delete: "'del' statements",
-    ast.NamedExpr: "assignment expressions (':=')",
-    ast.SetComp: "set comprehensions",
-    ast.DictComp: "dict comprehensions",
-    ast.Starred: "starred arguments or targets ('*x')",
-    ast.Set: "set literals",
+    ast.Delete: "'del' of an attribute",
     ast.JoinedStr: None,
     ast.Match: "'match' statements",
 }
@@ -37,15 +30,11 @@ if hasattr(ast, "TryStar"):
 def check(func, source):
     """Raises :class:`TransformError` at the first construct outside the
     supported subset in the function tree ``func``."""
-    forwarded = set()          # f(a, *args, **kwargs): collections passed on whole
-    for node in ast.walk(func):
-        if isinstance(node, ast.Call) and node.args and \
-                isinstance(node.args[-1], ast.Starred) and \
-                isinstance(node.args[-1].value, ast.Name):
-            forwarded.add(id(node.args[-1]))
     for node in ast.walk(func):
         reason = REFUSED.get(type(node), False)
-        if reason and id(node) not in forwarded:
+        if isinstance(node, ast.Try) and not node.handlers and not node.orelse:
+            reason = False         # body and finally, made by desugar
+        if reason:
             raise source.error(f"cannot differentiate {reason}", node)
         if isinstance(node, ast.Call) and any(k.arg is None and not isinstance(
                 k.value, ast.Name) for k in node.keywords):
@@ -57,8 +46,6 @@ def check(func, source):
                 isinstance(node.target, ast.Name) or isinstance(node.target, ast.Tuple) and
                 all(isinstance(e, ast.Name) for e in node.target.elts))):
             raise source.error("comprehensions must iterate with names (x, or a, b)", node)
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and len(node.generators) > 1:
-            raise source.error("comprehensions with several 'for' clauses", node)
         if isinstance(node, ast.FunctionDef) and node is not func:
             if node.decorator_list:
                 raise source.error("decorated nested functions", node)

@@ -35,6 +35,8 @@ def _jumps(stmts, top=True):
             kinds.add("continue")
         elif isinstance(stmt, ast.If):
             kinds |= _jumps(stmt.body) | _jumps(stmt.orelse)
+        elif isinstance(stmt, ast.Try):
+            kinds |= _jumps(stmt.body) | _jumps(stmt.finalbody)
         elif isinstance(stmt, (ast.For, ast.While)):
             kinds |= _jumps(stmt.body) & {"return"}
     return kinds
@@ -77,6 +79,16 @@ class _Lowering:
                     guard = ast.If(test=ast.UnaryOp(ast.Not(), ast.Name(flag, ast.Load())),
                                    body=self.block(rest, loop), orelse=[])
                     out.append(guard)
+                    return out
+                continue
+            if isinstance(stmt, ast.Try):     # body; finalbody, however body ends
+                jumps = _jumps(stmt.body)
+                out += self.block(stmt.body, loop)
+                out += self.block(stmt.finalbody, loop)
+                if jumps and rest:
+                    flag = loop.skip if loop else self.returned
+                    out.append(ast.If(test=ast.UnaryOp(ast.Not(), ast.Name(flag, ast.Load())),
+                                      body=self.block(rest, loop), orelse=[]))
                     return out
                 continue
             if isinstance(stmt, (ast.For, ast.While)):

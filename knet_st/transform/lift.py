@@ -10,6 +10,7 @@ then flows to ``w`` through an ordinary call.
 import ast
 
 from .facts import fact, set_fact
+from .trees import BODIES
 
 
 def _assigned(func):
@@ -34,7 +35,7 @@ def _nested_defs(stmts):
         if isinstance(stmt, ast.FunctionDef):
             found.append(stmt)
         else:
-            for field in ("body", "orelse"):
+            for field in BODIES:
                 found += _nested_defs(getattr(stmt, field, []))
     return found
 
@@ -44,7 +45,7 @@ def _remove_defs(stmts):
     for stmt in stmts:
         if isinstance(stmt, ast.FunctionDef):
             continue
-        for field in ("body", "orelse"):
+        for field in BODIES:
             if hasattr(stmt, field):
                 setattr(stmt, field, _remove_defs(getattr(stmt, field)))
                 if field == "body" and not stmt.body:

@@ -77,7 +77,8 @@ class Normalizer(Expressions):
             self.assign_name(targets[0].id, stmt.value)
             return
         if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and \
-                isinstance(stmt.value, (ast.Tuple, ast.List)) and \
+                isinstance(stmt.value, (ast.Tuple, ast.List)) and not any(
+                    isinstance(e, ast.Starred) for e in targets[0].elts + stmt.value.elts) and \
                 len(targets[0].elts) == len(stmt.value.elts):
             self.parallel_assign(targets[0].elts, stmt.value.elts)
             return

@@ -11,6 +11,28 @@ ATOMS = (ast.Name, ast.Constant)
 _INDEX_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
 
 
+def _concatenation(display):
+    """``[*a, x, *b]`` as ``list(a) + [x] + list(b)`` (a tuple display as
+    ``tuple(...)`` of that)."""
+    parts, run = [], []
+    for elt in display.elts:
+        if isinstance(elt, ast.Starred):
+            if run:
+                parts.append(ast.List(elts=run, ctx=ast.Load()))
+                run = []
+            parts.append(ast.Call(func=_name("list"), args=[elt.value], keywords=[]))
+        else:
+            run.append(elt)
+    if run:
+        parts.append(ast.List(elts=run, ctx=ast.Load()))
+    expr = parts[0]
+    for part in parts[1:]:
+        expr = ast.BinOp(left=expr, op=ast.Add(), right=part)
+    if isinstance(display, ast.Tuple):
+        expr = ast.Call(func=_name("tuple"), args=[expr], keywords=[])
+    return expr
+
+
 class Expressions:
     """Part of :class:`~knet_st.transform.normalize.Normalizer`: expressions."""
 
@@ -19,8 +41,11 @@ class Expressions:
         if isinstance(value, (ast.BoolOp, ast.IfExp)):
             self.conditional(name, value)
             return
-        if isinstance(value, (ast.ListComp, ast.GeneratorExp)):
+        if isinstance(value, (ast.ListComp, ast.GeneratorExp, ast.DictComp)):
             self.comprehension(name, value)
+            return
+        if isinstance(value, ast.Dict) and None in value.keys:
+            self.merged_dict(value, name)
             return
         simple = self.simple(value)
         reads = {n.id for n in ast.walk(simple) if isinstance(n, ast.Name)}
@@ -39,11 +64,21 @@ class Expressions:
                 temp = self.names.fresh("t")
                 self.emit(_assign(temp, value))
                 value = _name(temp)
+            starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
+            after = len(target.elts) - starred[0] - 1 if starred else 0
             for i, elt in enumerate(target.elts):
-                part = self.names.fresh(f"{value.id}{i}") if not isinstance(elt, ast.Name) \
-                    else None
                 read = ast.Subscript(value=_name(value.id), slice=ast.Constant(i),
                                      ctx=ast.Load())
+                if starred and i > starred[0]:            # a, *b, c = xs: c is xs[-1]
+                    read.slice = ast.Constant(i - len(target.elts))
+                if isinstance(elt, ast.Starred):          # b is list(xs[1:-1])
+                    upper = ast.Constant(-after) if after else None
+                    part = self.atom(ast.Subscript(value=_name(value.id), slice=ast.Slice(
+                        lower=ast.Constant(i), upper=upper, step=None), ctx=ast.Load()))
+                    read = ast.Call(func=_name("list"), args=[part], keywords=[])
+                    elt = elt.value
+                part = self.names.fresh(f"{value.id}{i}") if not isinstance(elt, ast.Name) \
+                    else None
                 if part is None:
                     self.assign_name(elt.id, read)
                 else:
@@ -147,13 +182,25 @@ class Expressions:
                 return expr
             return ast.Attribute(value=self.atom(expr.value), attr=expr.attr, ctx=ast.Load())
         if isinstance(expr, (ast.Tuple, ast.List)):
+            if any(isinstance(e, ast.Starred) for e in expr.elts):
+                return self.simple(_concatenation(expr))
             return type(expr)(elts=[self.atom(e) for e in expr.elts], ctx=ast.Load())
         if isinstance(expr, ast.Dict):
             if any(k is None for k in expr.keys):
-                raise self.source.error("cannot differentiate '**' in dict displays", expr)
+                return self.merged_dict(expr, self.names.fresh("t"))
             return ast.Dict(keys=[self.atom(k) for k in expr.keys],
                             values=[self.atom(v) for v in expr.values])
-        if isinstance(expr, (ast.BoolOp, ast.IfExp, ast.ListComp, ast.GeneratorExp)):
+        if isinstance(expr, ast.Set):         # no gradient passes through a set
+            return self.simple(ast.Call(func=_name("set"), args=[
+                ast.List(elts=expr.elts, ctx=ast.Load())], keywords=[]))
+        if isinstance(expr, ast.SetComp):
+            return self.simple(ast.Call(func=_name("set"), args=[
+                ast.ListComp(elt=expr.elt, generators=expr.generators)], keywords=[]))
+        if isinstance(expr, ast.NamedExpr):    # (y := v): y = v, then y
+            self.assign_name(expr.target.id, expr.value)
+            return _name(expr.target.id)
+        if isinstance(expr, (ast.BoolOp, ast.IfExp, ast.ListComp, ast.GeneratorExp,
+                             ast.DictComp)):
             return self.atom(expr)
         if isinstance(expr, ast.JoinedStr):
             return expr
@@ -183,19 +230,51 @@ class Expressions:
         self.emit(ast.If(test=self.stable(test, body), body=body, orelse=[]))
 
     def comprehension(self, name, expr):
-        """``[f(x) for x in xs if c]`` as a loop appending to a new list."""
-        gen = expr.generators[0]
-        self.emit(_assign(name, ast.List(elts=[], ctx=ast.Load())))
-        append = ast.Expr(ast.Call(func=ast.Attribute(value=_name(name), attr="append",
-                                                      ctx=ast.Load()),
-                                   args=[expr.elt], keywords=[]))
-        body = [append]
-        for cond in reversed(gen.ifs):
-            body = [ast.If(test=cond, body=body, orelse=[])]
-        loop = ast.For(target=gen.target, iter=gen.iter, body=body, orelse=[],
-                       lineno=self.lineno)
-        self.stmt_For(loop)
+        """``[f(x) for x in xs if c]`` as a loop appending to a new list (nested
+        loops for several ``for`` clauses); ``{k: v for ...}`` as a loop storing
+        into a new dict."""
+        if isinstance(expr, ast.DictComp):
+            self.emit(_assign(name, ast.Dict(keys=[], values=[])))
+            body = [ast.Assign(targets=[ast.Subscript(value=_name(name), slice=expr.key,
+                                                      ctx=ast.Store())],
+                               value=expr.value, lineno=self.lineno)]
+        else:
+            self.emit(_assign(name, ast.List(elts=[], ctx=ast.Load())))
+            elt = expr.elt
+            if isinstance(elt, (ast.ListComp, ast.DictComp)):
+                # an inner list, finished before it is stored: stored as a copy,
+                # so that the list built by appends has one name
+                elt = ast.Call(func=_name("list" if isinstance(elt, ast.ListComp)
+                                          else "dict"), args=[elt], keywords=[])
+            body = [ast.Expr(ast.Call(func=ast.Attribute(value=_name(name), attr="append",
+                                                         ctx=ast.Load()),
+                                      args=[elt], keywords=[]))]
+        for gen in reversed(expr.generators):
+            for cond in reversed(gen.ifs):
+                body = [ast.If(test=cond, body=body, orelse=[])]
+            body = [ast.For(target=gen.target, iter=gen.iter, body=body, orelse=[],
+                            lineno=self.lineno)]
+        self.stmt_For(body[0])
 
+    def merged_dict(self, expr, result):
+        """``result = {**a, k: v}`` as a new dict filled key by key
+        (``for key in a: result[key] = a[key]``)."""
+        self.emit(_assign(result, ast.Dict(keys=[], values=[])))
+        for key, value in zip(expr.keys, expr.values):
+            if key is None:
+                mapping = self.atom(value)
+                key_name = self.names.fresh("key")
+                read = ast.Subscript(value=mapping, slice=_name(key_name), ctx=ast.Load())
+                self.stmt_For(ast.For(target=_name(key_name, True), iter=mapping, body=[
+                    ast.Assign(targets=[ast.Subscript(value=_name(result),
+                                                      slice=_name(key_name),
+                                                      ctx=ast.Store())],
+                               value=read, lineno=self.lineno)], orelse=[],
+                    lineno=self.lineno))
+            else:
+                self.store(ast.Subscript(value=_name(result), slice=key, ctx=ast.Store()),
+                           self.atom(value))
+        return _name(result)
 
     def dotted(self, node):
         """``np.linalg.norm``-style attribute chains on a global name, or one

@@ -22,7 +22,7 @@ from .fence import check
 from .inplace import (check_written_aliases, copy_written_outputs, lower_out, snapshot_reads,
                       written_arrays)
 from .jumps import lower
-from .desugar import named_lambdas, with_blocks
+from .desugar import desugar
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
@@ -58,8 +58,7 @@ class Unit:
 def parse_and_fence(fn):
     """The tree and source of a user function, refused if unsupported."""
     tree, source = parse_function(fn)                   # parse
-    named_lambdas(tree)                                 # desugar
-    with_blocks(tree, source)
+    desugar(tree, source)                               # desugar
     check(tree, source)                                 # fence
     return tree, source
 

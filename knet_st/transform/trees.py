@@ -4,6 +4,8 @@ import ast
 
 from .facts import set_fact
 
+BODIES = ("body", "orelse", "finalbody")     # the statement lists a statement holds
+
 
 def name(id, store=False):
     """``ast.Name`` of ``id``, loaded (or stored)."""
@@ -57,7 +59,7 @@ def rewrite(stmts, fn):
     ``fn(stmt)`` gives the statements that replace ``stmt``."""
     out = []
     for stmt in stmts:
-        for field in ("body", "orelse"):
+        for field in BODIES:
             if hasattr(stmt, field):
                 setattr(stmt, field, rewrite(getattr(stmt, field), fn))
         out += fn(stmt)
@@ -68,7 +70,7 @@ def statements(body):
     """Every statement of ``body``, nested bodies included, in order."""
     for stmt in body:
         yield stmt
-        for field in ("body", "orelse"):
+        for field in BODIES:
             yield from statements(getattr(stmt, field, []))
 
 

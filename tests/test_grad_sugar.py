@@ -1,0 +1,240 @@
+"""Python syntax written in terms of the supported subset (desugar, normalize):
+``del``, loop ``else``, ``try``/``finally`` and early exits from ``with``,
+``:=``, set and dict displays and comprehensions, nested comprehensions,
+starred targets and displays, ``{**d}``: each against float64 central
+differences."""
+
+import numpy as np
+import pytest
+
+import knet_st as kt
+from gradcheck import check_grad
+
+R = np.random.default_rng(11)
+
+
+def rnd(*shape):
+    return R.standard_normal(shape)
+
+
+# ------------------------------------------------------------------- del
+
+def deletes_names_and_items(w):
+    y = w * 2
+    z = y + 1
+    del y
+    d = {"a": 2.0, "b": 3.0}
+    del d["b"]
+    cache = [1.0, 2.0, 3.0, 4.0]
+    del cache[0], cache[-1]
+    del cache[:0]
+    y = np.sin(z) * cache[0]           # rebound after del
+    return np.sum(y * d["a"]) * len(d)
+
+
+def deletes_an_element_with_gradient(w):
+    d = {"a": w, "b": 2 * w}
+    del d["b"]  # <-
+    return np.sum(d["a"])
+
+
+def test_del():
+    check_grad(deletes_names_and_items, (rnd(3),))
+    with pytest.raises(kt.TransformError, match="'del' of an element") as info:
+        kt.grad(deletes_an_element_with_gradient)(rnd(3))
+    assert info.value.lineno is not None
+
+
+# ------------------------------------------------------------- loop else
+
+def loop_else_without_break(w):
+    for i in range(3):
+        w = np.tanh(w) * 1.1
+    else:
+        w = w * 2
+    return np.sum(w)
+
+
+def loop_else_with_break(w, limit):
+    total = 0.0
+    for i in range(5):
+        total = total + np.sum(w * i)
+        if i >= limit:
+            break
+    else:
+        total = total * 10           # only when the loop did not break
+    return total
+
+
+def while_else(w):
+    n = 0
+    while n < 3:
+        w = w * 0.9
+        n += 1
+        if np.sum(w) > 100:
+            break
+    else:
+        w = np.sin(w)
+    return np.sum(w)
+
+
+def nested_loop_break_in_inner(w):
+    total = 0.0
+    for i in range(2):
+        for j in range(3):
+            if j == 1:
+                break                  # the inner loop's break: the outer else runs
+            total = total + np.sum(w * (i + j + 1))
+    else:
+        total = total * 3
+    return total
+
+
+def test_loop_else():
+    check_grad(loop_else_without_break, (rnd(3),))
+    check_grad(loop_else_with_break, (rnd(3), 2), wrt=0)
+    check_grad(loop_else_with_break, (rnd(3), 9), wrt=0)
+    check_grad(while_else, (rnd(3),))
+    check_grad(nested_loop_break_in_inner, (rnd(3),))
+
+
+# ------------------------------------------------- try/finally, exits from with
+
+def try_finally(w):
+    scale = 1.0
+    try:
+        y = np.sin(w)
+    finally:
+        scale = scale * 3
+    return np.sum(y) * scale
+
+
+def early_return_in_try_finally(w, early):
+    calls = []
+    try:
+        if early:
+            return np.sum(w ** 2)
+        y = np.cos(w)
+    finally:
+        calls.append(1)
+    return np.sum(y) * len(calls)
+
+
+def break_inside_with(w):
+    total = 0.0
+    for i in range(4):
+        with np.errstate(over="ignore"):
+            if i == 2:
+                break
+            total = total + np.sum(np.exp(w) * i)
+    return total
+
+
+def return_inside_nested_with(w):
+    with np.errstate(divide="ignore"):
+        with np.errstate(over="ignore"):
+            h = np.tanh(w)
+            if np.sum(h) > -100:
+                return np.sum(h * h)
+        h = h * 2
+    return np.sum(h)
+
+
+def test_finally_and_with_exits():
+    check_grad(try_finally, (rnd(3),))
+    check_grad(early_return_in_try_finally, (rnd(3), True), wrt=0)
+    check_grad(early_return_in_try_finally, (rnd(3), False), wrt=0)
+    check_grad(break_inside_with, (rnd(3),))
+    before = np.geterr()
+    check_grad(return_inside_nested_with, (rnd(3),))
+    assert np.geterr() == before                 # every context was left
+
+
+def return_inside_finally(w):
+    try:
+        y = w * 2
+    finally:
+        return np.sum(w)  # <-
+
+
+def test_return_inside_finally_is_refused():
+    with pytest.raises(kt.TransformError, match="'finally' block") as info:
+        kt.grad(return_inside_finally)(rnd(3))
+    assert info.value.lineno is not None
+
+
+# ---------------------------------------------------------------------- :=
+
+def walrus_in_if(w):
+    if (n := np.sum(w * w)) > 0.5:
+        return n * 2
+    return n
+
+
+def walrus_in_while(w):
+    k = 0
+    while (s := np.sum(w)) < 10 and k < 20:
+        w = w * 1.5 + 0.1
+        k += 1
+    return s * np.sum(w)
+
+
+def walrus_in_comprehension(w):
+    ys = [(y := np.sin(w * i)) * 2 for i in range(3)]
+    return np.sum(ys[2] + y)
+
+
+def test_walrus():
+    check_grad(walrus_in_if, (rnd(3),))
+    check_grad(walrus_in_while, (np.abs(rnd(3)) + 0.1,))
+    check_grad(walrus_in_comprehension, (rnd(3),))
+
+
+# --------------------------------------------- sets, dicts, comprehensions
+
+def sets_and_dict_comprehensions(w):
+    names = {"a", "b"}
+    seen = {k for k in ["a", "a", "c"]}
+    d = {k: w * (i + 1) for i, k in enumerate(["x", "y", "z"]) if k != "y"}
+    return np.sum(d["x"] * d["z"]) * len(names) + len(seen)
+
+
+def nested_comprehensions(w):
+    ys = [w[i] * w[j] for i in range(3) for j in range(3) if i <= j]
+    grid = [[np.sin(w[i] + j) for j in range(2)] for i in range(3)]
+    rows = [{"a": w[i] * j for j in range(2)} for i in range(2)]
+    copied = dict(rows[1])
+    return sum(ys) + grid[2][1] * grid[0][0] + rows[1]["a"] * copied["a"]
+
+
+def test_comprehensions():
+    check_grad(sets_and_dict_comprehensions, (rnd(3),))
+    check_grad(nested_comprehensions, (rnd(3),))
+
+
+# -------------------------------------------------------------- starred
+
+def starred_targets(w):
+    first, *middle, last = [w, 2 * w, np.sin(w), 4 * w]
+    head, *rest = (w * 3, w)
+    return np.sum(first * middle[1] + last * len(middle) + rest[0] * head)
+
+
+def starred_displays(w, xs):
+    a = [w, w * 2]
+    b = [*a, np.sin(w), *xs]
+    c = (*b, w)
+    return np.sum(b[2] * c[-1] + b[3] + c[1])
+
+
+def merged_dicts(w):
+    d = {"a": w, "b": 2 * w}
+    e = {**d, "b": np.sin(w), "c": 3 * w}
+    f = {"z": 1.0, **e}
+    return np.sum(e["a"] * e["b"] * f["c"] * d["b"]) + f["z"]
+
+
+def test_starred_and_merged():
+    check_grad(starred_targets, (rnd(3),))
+    check_grad(starred_displays, (rnd(3), [rnd(3)]))
+    check_grad(merged_dicts, (rnd(3),))
