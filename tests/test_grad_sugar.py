@@ -238,3 +238,99 @@ def test_starred_and_merged():
     check_grad(starred_targets, (rnd(3),))
     check_grad(starred_displays, (rnd(3), [rnd(3)]))
     check_grad(merged_dicts, (rnd(3),))
+
+
+# ------------------------------------------------------- lambdas given to grad
+
+def mse(w, x):
+    return np.mean((x @ w) ** 2)
+
+
+def make_scaled(c):
+    return {"f": lambda w,
+            k=2.0: np.sum(np.sin(w) * k * c)}        # spread over two lines
+
+
+def test_grad_of_lambdas():
+    x = rnd(4, 3)
+    check_grad(lambda w: mse(w, x), (rnd(3),))
+    pair = (lambda w: np.sum(w ** 3), lambda v: np.sum(-v * np.cos(v)))   # two on a line
+    check_grad(pair[0], (rnd(3),))
+    check_grad(pair[1], (rnd(3),))
+    check_grad(make_scaled(5.0)["f"], (rnd(3),))
+    nested = lambda w: (lambda v: np.sum(v * v))(w) * 2    # noqa: E731
+    check_grad(nested, (rnd(3),))
+
+
+def test_lambda_from_a_notebook_cell():
+    import linecache
+    name = "<ipython-input-7-knet>"
+    text = "import numpy as np\ng = lambda w: np.sum(np.tanh(w) ** 2)\n"
+    linecache.cache[name] = (len(text), None, text.splitlines(True), name)
+    try:
+        space = {}
+        exec(compile(text, name, "exec"), space)
+        check_grad(space["g"], (rnd(3),))
+    finally:
+        del linecache.cache[name]
+
+
+def test_lambda_typed_at_a_prompt_is_refused():
+    space = {}
+    exec(compile("g = lambda w: w * 2\n", "<string>", "exec"), space)
+    with pytest.raises(kt.TransformError, match="def in a .py file"):
+        kt.grad(space["g"])(rnd(3))
+
+
+# ------------------------------------------------ functions held in variables
+
+def square(v):
+    return v * v
+
+
+def activation_chosen(w, x, deep):
+    act = np.tanh if deep else square
+    return np.sum(act(w @ x))
+
+
+def functions_from_a_list(w):
+    total = 0.0
+    for f in [np.sin, np.cos, square, np.sin]:
+        total = total + np.sum(f(w))
+    return total
+
+
+def function_from_a_dict(w, kind):
+    acts = {"tanh": np.tanh, "square": square, "relu": kt.relu}
+    act = acts[kind]
+    g = act
+    return np.sum(g(w) * 2)
+
+
+def functions_through_map(w, xs):
+    hs = list(map(np.tanh, xs))
+    scaled = map(lambda h, k: h * k * w, hs, [1.0, 2.0])
+    return np.sum(sum(scaled)) + sum(map(np.sum, [w, w * w]))
+
+
+def test_calls_of_function_variables():
+    w, x = rnd(3, 3), rnd(3)
+    check_grad(activation_chosen, (w, x, True), wrt=0)
+    check_grad(activation_chosen, (w, x, False), wrt=0)
+    check_grad(functions_from_a_list, (rnd(3),))
+    for kind in ("tanh", "square", "relu"):
+        check_grad(function_from_a_dict, (rnd(3), kind), wrt=0)
+    check_grad(functions_through_map, (rnd(3), [rnd(3), rnd(3)]), wrt=(0, 1))
+
+
+def function_from_a_changed_list(w):
+    fs = [np.sin]
+    fs.append(np.cos)              # the list changes: its elements are not followed
+    f = fs[1]
+    return np.sum(f(w))  # <-
+
+
+def test_function_variable_not_followed_is_refused():
+    with pytest.raises(kt.TransformError, match="held in a variable") as info:
+        kt.grad(function_from_a_changed_list)(rnd(3))
+    assert info.value.lineno is not None

@@ -142,7 +142,7 @@ class Compiler:
         if key not in self.units:
             tree, source = parse_and_fence(fn)
             env = TrackingEnvironment(fn, classes, functions)
-            self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
+            self.units[key] = front_end(tree.name, fn.__qualname__, tree, source, env, {})
             self.deps.append(env.deps)
         return self.units[key]
 

@@ -11,6 +11,7 @@ before the fence checks it.
   ``with`` or ``try`` may leave early (``return``, ``break``), the two parts
   stay in an ``ast.Try`` with no handlers that the jumps pass flattens,
   running ``final`` whatever the body did;
+* ``map(f, xs)`` becomes ``[f(x) for x in xs]``;
 * ``del x`` is dropped (the name is not read again), ``del x[k]`` becomes
   ``x.__delitem__(k)``;
 * a loop's ``else`` becomes ``if not broke: ...`` with a flag set by each
@@ -24,8 +25,14 @@ from .trees import assign, name, rewrite
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
-def desugar(func, source):
-    """All the rewrites of this module, in order, on ``func`` (in place)."""
+def desugar(func, source, builtin_names=frozenset()):
+    """All the rewrites of this module, in order, on ``func`` (in place).
+    ``builtin_names`` are the names that mean Python's builtins there (not
+    rebound by the user): ``map`` is rewritten only where it is the builtin."""
+    bound = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} | {
+        n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    if "map" in builtin_names and "map" not in bound:
+        maps(func)
     lambdas(func, source)
     deletions(func)
     loop_else(func)
@@ -75,6 +82,7 @@ def lambdas(func, source):
             def visit_Lambda(self, node):
                 self.generic_visit(node)
                 reads = {n.id for n in ast.walk(node.body) if isinstance(n, ast.Name)}
+                reads -= {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
                 if any(reads & bound for bound in self.inside):
                     raise source.error("cannot differentiate a lambda that reads the "
                                        "variable of the comprehension around it: write "
@@ -98,6 +106,38 @@ def lambdas(func, source):
         return defs + [stmt]
 
     func.body = rewrite(func.body, hoist)
+    return func
+
+
+def maps(func):
+    """``map(f, xs, ys)`` as ``[f(a, b) for a, b in zip(xs, ys)]`` (a list where
+    Python gives an iterator: every use the compiler accepts reads it once)."""
+    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    counter = [0]
+
+    class Maps(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            if not (isinstance(node.func, ast.Name) and node.func.id == "map" and
+                    len(node.args) >= 2 and not node.keywords and
+                    not any(isinstance(a, ast.Starred) for a in node.args)):
+                return node
+            items = []
+            for _ in node.args[1:]:
+                counter[0] += 1
+                while f"item{counter[0]}" in taken:
+                    counter[0] += 1
+                items.append(f"item{counter[0]}")
+            if len(items) == 1:
+                target, source_ = name(items[0], True), node.args[1]
+            else:
+                target = ast.Tuple(elts=[name(i, True) for i in items], ctx=ast.Store())
+                source_ = ast.Call(func=name("zip"), args=node.args[1:], keywords=[])
+            element = ast.Call(func=node.args[0], args=[name(i) for i in items], keywords=[])
+            return ast.copy_location(ast.ListComp(elt=element, generators=[ast.comprehension(
+                target=target, iter=source_, ifs=[], is_async=0)]), node)
+
+    Maps().visit(func)
     return func
 
 

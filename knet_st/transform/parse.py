@@ -7,6 +7,7 @@ the other passes use.
 
 import ast
 import inspect
+import linecache
 import textwrap
 from dataclasses import dataclass, field
 
@@ -51,8 +52,7 @@ def parse_function(fn):
         raise TransformError(f"cannot differentiate {fn!r}: it is not a Python function "
                              "(a gradient of a gradient is not supported yet)", filename)
     if getattr(fn, "__name__", "") == "<lambda>":
-        raise TransformError("cannot differentiate a lambda: define it with def",
-                             filename, code.co_firstlineno if code else None)
+        return _lambda_function(code)
     try:
         # The code object, not the function: inspect would follow ``__wrapped__``
         # (functools.wraps) to the inner function and drop what the wrapper does.
@@ -79,3 +79,46 @@ def parse_function(fn):
     ast.increment_lineno(tree, first_line - 1)
     func.decorator_list = []
     return func, Source(filename, first_line, list(lines))
+
+
+def _lambda_function(code):
+    """A lambda's tree as ``def lambda_(args): return body``: the lambda is
+    found in its file (or notebook cell) by the position of its code."""
+    filename = code.co_filename
+    lines = linecache.getlines(filename)
+    if not lines:
+        raise TransformError("cannot read the source of a lambda defined outside a file "
+                             "or notebook cell: define the function with def in a .py "
+                             "file", filename, code.co_firstlineno)
+    try:
+        module = gast.gast_to_ast(gast.parse("".join(lines)))
+    except SyntaxError as exc:
+        raise TransformError(f"cannot parse {filename}: {exc}", filename,
+                             code.co_firstlineno) from None
+    params = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    candidates = []
+    for node in ast.walk(module):
+        if isinstance(node, ast.Lambda) and node.lineno == code.co_firstlineno and \
+                [a.arg for a in node.args.posonlyargs + node.args.args +
+                 node.args.kwonlyargs] == params:
+            body = node.body
+            candidates.append((((body.lineno, body.col_offset),
+                                (body.end_lineno, body.end_col_offset)), node))
+    # the lambda whose body holds the first instruction of the code (the
+    # innermost, when lambdas nest)
+    node = None
+    for line, _, col, _ in code.co_positions():
+        inside = [(span, n) for span, n in candidates
+                  if line is not None and col is not None and span[0] <= (line, col) < span[1]]
+        if inside:
+            node = min(inside, key=lambda c: (c[0][1][0] - c[0][0][0],
+                                              c[0][1][1] - c[0][0][1]))[1]
+            break
+    if node is None:
+        raise TransformError("cannot find this lambda in its source: define the function "
+                             "with def", filename, code.co_firstlineno)
+    ret = ast.copy_location(ast.Return(node.body), node.body)
+    func = ast.copy_location(ast.FunctionDef(
+        name="lambda_", args=node.args, body=[ret], decorator_list=[], returns=None,
+        type_comment=None, type_params=[]), node)
+    return func, Source(filename, 1, list(lines))

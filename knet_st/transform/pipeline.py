@@ -5,8 +5,8 @@ set of parameters that carry gradients (:func:`back_end`); the compiler
 (:mod:`.compiler`) asks for the functions a gradient calls, and emits all
 their forward and backward functions as one module::
 
-    parse → desugar → fence → lift → jumps → normalize → resolve → varargs
-                                                                  front_end
+    parse → desugar → fence → lift → jumps → normalize → dispatch → resolve
+          → varargs                                               front_end
     effects → activity → prepare → reverse → assemble → optimize  back_end
     emit                                                          Compiler.compile_top
 """
@@ -23,6 +23,7 @@ from .inplace import (check_written_aliases, copy_written_outputs, lower_out, sn
                       written_arrays)
 from .jumps import lower
 from .desugar import desugar
+from .dispatch import dispatch_calls
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
@@ -58,9 +59,15 @@ class Unit:
 def parse_and_fence(fn):
     """The tree and source of a user function, refused if unsupported."""
     tree, source = parse_function(fn)                   # parse
-    desugar(tree, source)                               # desugar
+    desugar(tree, source, _builtin_names(fn))           # desugar
     check(tree, source)                                 # fence
     return tree, source
+
+
+def _builtin_names(fn):
+    """The names of Python's builtins that ``fn``'s module does not rebind."""
+    space = getattr(fn, "__globals__", {})
+    return frozenset(n for n in ("map",) if n not in space)
 
 
 def front_end(name, qualname, tree, source, env, local_functions):
@@ -72,6 +79,7 @@ def front_end(name, qualname, tree, source, env, local_functions):
     unit.local_functions.update({n: (d, unit) for n, d in lifted.items()})
     lower(tree, names)                                  # jumps
     normalize(tree, names, source)                      # normalize
+    dispatch_calls(tree, names, env.functions)          # dispatch
     resolve_calls(tree, env, unit.local_functions, source)   # resolve
     pack_arguments(tree, names, source)                 # varargs
     regular_parameters(tree)
