@@ -334,3 +334,60 @@ def test_function_variable_not_followed_is_refused():
     with pytest.raises(kt.TransformError, match="held in a variable") as info:
         kt.grad(function_from_a_changed_list)(rnd(3))
     assert info.value.lineno is not None
+
+
+# ------------------------------------------- imports, nonlocal, global
+
+def imports_inside(w):
+    import numpy.linalg
+    import numpy as onp
+    from numpy import sin as s, cos
+
+    def inner(v):
+        from numpy import tanh
+        return tanh(v)
+    return onp.sum(s(w) * cos(w) * inner(w)) + numpy.linalg.norm(w)
+
+
+def nonlocal_accumulator(w, x):
+    total = 0.0
+    calls = 0
+
+    def add_layer(h):
+        nonlocal total, calls
+        calls += 1
+        total = total + np.sum(np.tanh(w @ h))
+        return np.sin(h)
+
+    h = add_layer(x)
+    h = add_layer(h)
+    return total * calls + np.sum(h)
+
+
+def nonlocal_parameter(w):
+    def scale():
+        nonlocal w
+        w = w * 3
+    scale()
+    scale()
+    return np.sum(np.sin(w))
+
+
+CALLS = 0
+SCALE = 2.0
+
+
+def global_counter(w):
+    global CALLS
+    CALLS += 1
+    return np.sum(w ** 2) * SCALE
+
+
+def test_imports_nonlocal_global():
+    check_grad(imports_inside, (rnd(3),))
+    check_grad(nonlocal_accumulator, (rnd(3, 3), rnd(3)), wrt=(0, 1))
+    check_grad(nonlocal_parameter, (rnd(3),))
+    before = CALLS
+    g = kt.grad(global_counter)(np.ones(3))
+    assert np.allclose(g, 4 * np.ones(3)) and CALLS == before + 1     # the global changed
+    check_grad(global_counter, (rnd(3),))

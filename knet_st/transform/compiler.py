@@ -57,6 +57,8 @@ class TrackingEnvironment(Environment):
 
     def lookup(self, name):
         """The object ``name`` means, recorded as a dependency."""
+        if name in self.imports:
+            return self.imports[name]
         if name in self.closure:
             self.deps.append((self.cells[name], None, self.closure[name]))
             return self.closure[name]

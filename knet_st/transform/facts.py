@@ -12,6 +12,8 @@ import ast
 
 FACTS = {
     # name: (node types, set by, meaning)
+    "imports": (ast.FunctionDef, "scopes",
+                "(name, module, attribute, level) of each import inside the function"),
     "target": (ast.Call, "resolve", "what the call refers to (a resolve.Target)"),
     "runtime": (ast.Call, "normalize",
                 "the name of the runtime helper or builtin the normalizer called"),

@@ -5,7 +5,7 @@ set of parameters that carry gradients (:func:`back_end`); the compiler
 (:mod:`.compiler`) asks for the functions a gradient calls, and emits all
 their forward and backward functions as one module::
 
-    parse → desugar → fence → lift → jumps → normalize → dispatch → resolve
+    parse → desugar → scopes → fence → lift → jumps → normalize → dispatch → resolve
           → varargs                                               front_end
     effects → activity → prepare → reverse → assemble → optimize  back_end
     emit                                                          Compiler.compile_top
@@ -24,6 +24,7 @@ from .inplace import (check_written_aliases, copy_written_outputs, lower_out, sn
 from .jumps import lower
 from .desugar import desugar
 from .dispatch import dispatch_calls
+from .scopes import imported, outer_names
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
@@ -60,6 +61,7 @@ def parse_and_fence(fn):
     """The tree and source of a user function, refused if unsupported."""
     tree, source = parse_function(fn)                   # parse
     desugar(tree, source, _builtin_names(fn))           # desugar
+    outer_names(tree, source)                           # scopes
     check(tree, source)                                 # fence
     return tree, source
 
@@ -72,6 +74,7 @@ def _builtin_names(fn):
 
 def front_end(name, qualname, tree, source, env, local_functions):
     """A parsed function tree made ready for differentiation: a :class:`Unit`."""
+    env.imports = {**env.imports, **imported(tree, env.globals, env.cells)}
     names = Names.of(tree)
     names.globals |= global_names(tree)
     unit = Unit(name, qualname, tree, source, env, names, dict(local_functions))

@@ -56,6 +56,8 @@ class Environment:
         self.closure = closure or {}
         self.classes = classes or {}     # parameter name -> its class, where known
         self.functions = functions or {}     # parameter name -> the function it holds
+        self.imports = {}         # names imported inside the function -> their objects
+        self.cells = {}           # closure variable name -> its cell
 
     @classmethod
     def of(cls, fn):
@@ -68,10 +70,14 @@ class Environment:
                 closure[name] = cell.cell_contents
             except ValueError:
                 pass
-        return cls(fn.__globals__, closure)
+        env = cls(fn.__globals__, closure)
+        env.cells = dict(zip(code.co_freevars, cells))
+        return env
 
     def lookup(self, name):
         """The object ``name`` means; ``KeyError`` if none."""
+        if name in self.imports:
+            return self.imports[name]
         if name in self.closure:
             return self.closure[name]
         if name in self.globals:
