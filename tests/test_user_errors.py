@@ -76,8 +76,10 @@ def test_refusal_traceback_printed_by_python(tmp_path):
         import knet_st as kt
 
         def loss(w):
-            class Local: pass
-            return np.sum(w)
+            try:
+                return np.sum(w)
+            except ValueError:
+                return 0.0
 
         kt.grad(loss)(np.ones(2))
         """))
@@ -86,9 +88,9 @@ def test_refusal_traceback_printed_by_python(tmp_path):
     lines = r.stderr.splitlines()
     assert r.returncode == 1
     # the frame, its line, then the message (which repeats the line)
-    assert lines[-4:-2] == [f'  File "{mod}", line 5, in loss', "    class Local: pass"]
+    assert lines[-4:-2] == [f'  File "{mod}", line 5, in loss', "    try:"]
     assert lines[-2].startswith(f"knet_st.errors.TransformError: {mod}:5: ")
-    assert lines[-1] == "    class Local: pass"
+    assert lines[-1] == "    try:"
     assert "transform" not in r.stderr.replace("knet_st.errors", "")
     assert "^" not in "".join(lines[-4:])          # nothing underlined
 
