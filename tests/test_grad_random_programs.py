@@ -306,7 +306,7 @@ class Program:
     # list/tuple concatenation and repetition, list() copies, dict.get,
     # max/min of scalars, named lambdas, with blocks, gradients taken inside
     ISSUE11 = ["arrwrite", "arrwrite", "recur", "recur", "actlayer", "varargs",
-               "concat", "concat", "lambda", "with", "innergrad"]
+               "concat", "concat", "lambda", "with", "innergrad", "sugar", "sugar", "sugar"]
 
     def statement(self, depth):
         r = self.rng
@@ -743,6 +743,63 @@ class Program:
             self.statement(depth + 1)
             self.in_with -= 1
 
+    def new_sugar(self, depth):
+        """Syntax the desugar, scopes, normalize and dispatch stages rewrite."""
+        r = self.rng
+        a, b = r.randrange(3), r.randrange(2)
+        v = self.new("q")
+        form = r.choice(["del", "else", "finally", "walrus", "dictcomp", "nested", "starred",
+                         "merged", "map", "fnvar", "fnlist", "nonlocal", "global", "import",
+                         "withexit"])
+        lines = {
+            "del": [f"{v} = h * 2.0", "h = h + " + v + " * 0.25", f"del {v}"],
+            "walrus": [f"if ({v} := np.sum(h * x)) > {r.choice(['0', '-1', '1'])}:",
+                       f"    acc = acc + {v} * 0.1"],
+            "dictcomp": [f"{v} = {{j: h * (j + 1) for j in range(2) if j != {r.randrange(3)}}}",
+                         f"h = h + {v}.get(1, x) * 0.25"],
+            "nested": [f"{v} = [h[i, {b}] * w[{a}][j, i] for i in range(3) for j in range(3)"
+                       f" if i <= j]", f"acc = acc + {v}[{r.randrange(6)}] * 0.5"],
+            "starred": [r.choice([f"{v}, *rest = [h, x, np.sin(h)]",
+                                  f"*rest, {v} = (x * 0.5, h, np.tanh(h))"]),
+                        f"h = {v} * 0.5 + rest[-1] * 0.25",
+                        f"ss = [*s, h * 0.5]", "acc = acc + np.sum(ss[-1] * ss[0])"],
+            "merged": [f"{v} = {{**d, 'c': h * 0.5, 'a': " + r.choice(["d['b']", "x"]) + "}",
+                       f"h = h + {v}['c'] * {v}['a'] * 0.25 + {v}['b'] * 0.1"],
+            "map": [r.choice([f"{v} = list(map(np.tanh, [h, x]))",
+                              f"{v} = list(map(lambda u: u * 0.5 + h, s))",
+                              f"{v} = list(map(lambda u, z: u * z, s, [h, x]))"]),
+                    f"h = h * 0.5 + {v}[{r.randrange(2)}] * 0.5"],
+            "fnvar": [f"{v} = " + r.choice(["np.tanh if len(hs) > 1 else np.sin",
+                                            "soft if sc > 0.5 else kt.sigm"]),
+                      f"h = {v}(h) * 0.5 + h * 0.5"],
+            "fnlist": [f"for {v} in [np.sin, soft, np.tanh]:",
+                       f"    h = {v}(h) * 0.5 + x * 0.1"],
+            "nonlocal": [f"h = h * 0.5 + addto(h)"],
+            "global": ["CALLS += 1", "acc = acc + np.sum(h) * SCALE"],
+        }
+        if form == "import":      # each import binds a name of its own
+            alias = r.choice([("import numpy as onp", "onp.tanh"),
+                              ("from numpy import tanh as th", "th")])
+            lines[form] = [alias[0], f"h = {alias[1]}(h) * 0.5 + h * 0.5"]
+        if form == "else":
+            t = f"t{len(self.loop_vars)}"
+            lines[form] = [f"for {t} in range(3):", f"    h = np.tanh(h) * 0.9 + x * 0.1",
+                           f"    if {t} == {r.randrange(4)}:", "        break",
+                           "else:", "    acc = acc + np.sum(h) * 0.5"]
+        elif form == "finally":
+            lines[form] = ["try:", "    h = np.sin(h) + x * 0.1", "finally:",
+                           "    acc = acc + np.sum(h * h) * 0.1"]
+        elif form == "withexit":
+            if depth == 1:
+                lines[form] = ["with np.errstate(over='ignore'):",
+                               f"    if len(hs) > {r.randrange(1, 4)}:",
+                               "        return acc + np.sum(h * x)",
+                               "    h = h * 0.5 + x"]
+            else:
+                lines[form] = ["with np.errstate(over='ignore'):", "    h = np.sin(h) * 1.1"]
+        for line in lines[form]:
+            self.emit(depth, line)
+
     def new_innergrad(self, depth):
         r = self.rng
         loss = r.choice(["helper_loss", "deep_loss"])
@@ -763,7 +820,8 @@ class Program:
                                    f"acc = acc + np.sum(np.tanh({g}))"]))
 
     def source(self, n=4):
-        self.lines = ["def f(w, x):", "    h = x", "    acc = 0.0", "    hs = [x]",
+        self.lines = ["CALLS = 0", "SCALE = 0.5", "", "", "def f(w, x):",
+                      "    global CALLS", "    h = x", "    acc = 0.0", "    hs = [x]",
                       "    s = [x * 1.0, x * 2.0]", "    d = {'a': x * 0.5, 'b': x}",
                       "    C = np.cos(np.arange(6.0)).reshape(3, 2)",
                       "    buf = np.ones((3, 2))", "    mask = np.ones((3, 2), dtype=bool)",
@@ -772,11 +830,14 @@ class Program:
                       "    sc = 1.0", "    disc = 1.0", "    gamma = 0.8", "    k = 0",
                       "    pw = 2", "    nw = len(w)", "",
                       "    def layer(v):", "        return np.tanh(w[1] @ v) + s[0] * 0.1", "",
-                      "    def grow(v):", "        hs.append(np.cos(v) * 0.3)", ""]
+                      "    def grow(v):", "        hs.append(np.cos(v) * 0.3)", "",
+                      "    tot = 0.0", "",
+                      "    def addto(v):", "        nonlocal tot",
+                      "        tot = tot + np.sum(v * v) * 0.1", "        return v * 0.5", ""]
         for _ in range(n):
             self.statement(1)
         self.emit(1, "return acc + np.sum(h * h) + np.sum(hs[-1]) + np.sum(s[0] * s[1]) + "
-                     "np.sum(d['b'])")
+                     "np.sum(d['b']) + tot")
         return HELPERS + "\n\n" + "\n".join(self.lines) + "\n"
 
 
