@@ -391,3 +391,117 @@ def test_imports_nonlocal_global():
     g = kt.grad(global_counter)(np.ones(3))
     assert np.allclose(g, 4 * np.ones(3)) and CALLS == before + 1     # the global changed
     check_grad(global_counter, (rnd(3),))
+
+
+# ------------------------------------------------------------ try / except
+
+def safe_log(v):
+    try:
+        y = np.log(v)
+    except FloatingPointError:
+        y = v * 0.0
+    return y
+
+
+def raising_log(w, x):
+    with np.errstate(invalid="raise", divide="raise"):
+        return np.sum(safe_log(w @ x))
+
+
+def raise_in_a_loop(w, limit):
+    total = 0.0
+    for i in range(4):
+        try:
+            if i >= limit:
+                raise ValueError("stop")
+            total = total + np.sum(np.sin(w) * i)
+        except ValueError as e:
+            total = total * 2 + len(str(e))
+    return total
+
+
+def missing_key(w, key):
+    d = {"a": w}
+    try:
+        v = d[key]
+    except KeyError:
+        v = w * 3
+    else:
+        v = v * 5
+    finally:
+        d["c"] = 1
+    return np.sum(v * v)
+
+
+def return_inside_try(w, k):
+    try:
+        if k > 0:
+            return np.sum(np.sin(w) * k)
+        v = w * 2
+    except (ValueError, TypeError):
+        return 0.0
+    return np.sum(v ** 2)
+
+
+def reraise(w):
+    try:
+        v = np.sum(w * w)
+    except ZeroDivisionError:
+        raise
+    except Exception:
+        v = 0.0
+    return v
+
+
+def test_try_except():
+    check_grad(raising_log, (np.abs(rnd(3, 3)) + 0.1, np.abs(rnd(3)) + 0.1), wrt=0)
+    check_grad(raising_log, (-np.abs(rnd(3, 3)) - 0.1, np.abs(rnd(3)) + 0.1), wrt=0)
+    check_grad(raise_in_a_loop, (rnd(3), 2), wrt=0)
+    check_grad(raise_in_a_loop, (rnd(3), 9), wrt=0)
+    check_grad(missing_key, (rnd(3), "a"), wrt=0)
+    check_grad(missing_key, (rnd(3), "b"), wrt=0)
+    check_grad(return_inside_try, (rnd(3), 1), wrt=0)
+    check_grad(return_inside_try, (rnd(3), 0), wrt=0)
+    check_grad(reraise, (rnd(3),))
+
+
+def partial_rebinding(w):
+    try:
+        y = w * 2
+        z = np.log(-np.sum(w * w))        # may raise after y is set
+    except FloatingPointError:  # <-
+        z = 0.0
+    return np.sum(y) + z
+
+
+def change_in_try(w):
+    hs = []
+    try:
+        hs.append(w * 2)  # <-
+    except ValueError:
+        pass
+    return np.sum(hs[0])
+
+
+def appends(hs, v):
+    hs.append(v)
+    return v
+
+
+def helper_changes_in_try(w):
+    hs = [w]
+    try:
+        v = appends(hs, w * 2)  # <-
+    except ValueError:
+        v = w
+    return np.sum(hs[-1] * v)
+
+
+def test_try_except_refusals():
+    for fn, match in [(partial_rebinding, "sets 'y' and may raise"),
+                      (change_in_try, "in-place changes"),
+                      (helper_changes_in_try, "changes a value with gradients")]:
+        with pytest.raises(kt.TransformError, match=match) as info:
+            kt.grad(fn)(rnd(3))
+        assert info.value.lineno is not None
+        assert "# <-" in open(__file__).read().splitlines()[info.value.lineno - 1]

@@ -7,6 +7,7 @@ before the fence checks it.
 * ``with cm as v: body`` becomes ``t = cm; v = t.__enter__(); body;
   t.__exit__(None, None, None)``: the context (``np.errstate(...)``) holds
   while the forward code of the body runs;
+* ``try`` with ``except``: see :mod:`.handlers`;
 * ``try: body finally: final`` becomes ``body; final``.  Where the body of a
   ``with`` or ``try`` may leave early (``return``, ``break``), the two parts
   stay in an ``ast.Try`` with no handlers that the jumps pass flattens,
@@ -20,6 +21,7 @@ before the fence checks it.
 
 import ast
 
+from .handlers import try_except
 from .trees import assign, name, rewrite
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -36,9 +38,27 @@ def desugar(func, source, builtin_names=frozenset()):
     lambdas(func, source)
     deletions(func)
     loop_else(func)
+    try_except(func, source, _fresh_names(func))
     try_finally(func, source)
     with_blocks(func, source)
     return func
+
+
+def _fresh_names(func):
+    """``fresh(prefix)``: ``prefix1``, ``prefix2``... names ``func`` does not use."""
+    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)} | {
+        n.name for n in ast.walk(func) if isinstance(n, ast.FunctionDef)}
+    counts = {}
+
+    def fresh(prefix):
+        while True:
+            counts[prefix] = counts.get(prefix, 0) + 1
+            candidate = f"{prefix}{counts[prefix]}"
+            if candidate not in taken:
+                taken.add(candidate)
+                return candidate
+
+    return fresh
 
 
 def _def(name_, args, body, like):

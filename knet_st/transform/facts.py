@@ -14,6 +14,8 @@ FACTS = {
     # name: (node types, set by, meaning)
     "imports": (ast.FunctionDef, "scopes",
                 "(name, module, attribute, level) of each import inside the function"),
+    "guard": (ast.Name, "handlers",
+              "the test of an if standing for a try: (exception types, caught name)"),
     "target": (ast.Call, "resolve", "what the call refers to (a resolve.Target)"),
     "runtime": (ast.Call, "normalize",
                 "the name of the runtime helper or builtin the normalizer called"),

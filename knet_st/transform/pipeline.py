@@ -19,6 +19,7 @@ from .assemble import assemble
 from .bindings import bindings_of
 from .effects import function_effects
 from .fence import check
+from .handlers import check_guarded, guard_forward
 from .inplace import (check_written_aliases, copy_written_outputs, lower_out, snapshot_reads,
                       written_arrays)
 from .jumps import lower
@@ -115,6 +116,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     lower_sequences(ctx, tree)
     effects = function_effects(tree, calls.mutated)                         # effects
     active = analyze(tree.body, wrt, calls.stored)                          # activity
+    check_guarded(ctx, tree, active, calls.mutated)
     before = bindings_of(tree, params)                                      # prepare
     arrays = written_arrays(tree, active)
     check_written_aliases(ctx, tree, effects, arrays)
@@ -129,6 +131,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
                       sparse_adjoints(tree), is_top, calls)
     reversed_ = reverse.run(tree)                                           # reverse
     fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx)   # assemble
+    guard_forward(fwd, reversed_.stack)
     hoist_checks(fwd)                                                       # optimize
     propagate_copies(bwd)
     return fwd, bwd
