@@ -750,7 +750,7 @@ class Program:
         v = self.new("q")
         form = r.choice(["del", "else", "finally", "walrus", "dictcomp", "nested", "starred",
                          "merged", "map", "fnvar", "fnlist", "nonlocal", "global", "import",
-                         "withexit"])
+                         "withexit", "except", "except"])
         lines = {
             "del": [f"{v} = h * 2.0", "h = h + " + v + " * 0.25", f"del {v}"],
             "walrus": [f"if ({v} := np.sum(h * x)) > {r.choice(['0', '-1', '1'])}:",
@@ -786,6 +786,17 @@ class Program:
             lines[form] = [f"for {t} in range(3):", f"    h = np.tanh(h) * 0.9 + x * 0.1",
                            f"    if {t} == {r.randrange(4)}:", "        break",
                            "else:", "    acc = acc + np.sum(h) * 0.5"]
+        elif form == "except":
+            lines[form] = ["try:", r.choice([
+                f"    {v} = np.log(np.sum(h * h) - {r.choice(['0.0', '100.0'])})",
+                f"    {v} = d['z'] * 2.0", f"    {v} = d['a'] * h"]),
+                "except (KeyError, FloatingPointError):", f"    {v} = h * 0.5",
+                "else:", f"    {v} = {v} + x", f"h = h + {v} * 0.25"]
+            if depth == 1 and r.random() < 0.3:
+                lines[form][1:2] = ["    if len(hs) > 2:", "        return acc + np.sum(h)",
+                                    f"    {v} = np.sin(h)"]
+            lines[form] = ["with np.errstate(invalid='raise', divide='raise'):"] + \
+                ["    " + line for line in lines[form]]
         elif form == "finally":
             lines[form] = ["try:", "    h = np.sin(h) + x * 0.1", "finally:",
                            "    acc = acc + np.sum(h * h) * 0.1"]
