@@ -306,7 +306,7 @@ class Program:
     # list/tuple concatenation and repetition, list() copies, dict.get,
     # max/min of scalars, named lambdas, with blocks, gradients taken inside
     ISSUE11 = ["arrwrite", "arrwrite", "recur", "recur", "actlayer", "varargs",
-               "concat", "concat", "lambda", "with", "innergrad", "sugar", "sugar", "sugar"]
+               "concat", "concat", "lambda", "with", "innergrad"] + ["sugar"] * 8
 
     def statement(self, depth):
         r = self.rng

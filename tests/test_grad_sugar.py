@@ -424,7 +424,7 @@ def missing_key(w, key):
     d = {"a": w}
     try:
         v = d[key]
-    except KeyError:
+    except (IndexError, KeyError):          # a tuple of types
         v = w * 3
     else:
         v = v * 5

@@ -145,8 +145,10 @@ def try_except(func, source, fresh):
                                  decorator_list=[], returns=None, type_comment=None,
                                  type_params=[])
         types = [h.type for h in stmt.handlers]
+        flat = [e for t in types if t is not None
+                for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
         guard_types = name("BaseException") if any(t is None for t in types) else \
-            ast.Tuple(elts=copy.deepcopy(types), ctx=ast.Load())
+            ast.Tuple(elts=copy.deepcopy(flat), ctx=ast.Load())
         test = name(ok)
         set_fact(test, "guard", (guard_types, caught))
         call = ast.Call(func=name(body_name), args=[name(v) for v in inputs], keywords=[])
