@@ -505,3 +505,78 @@ def test_try_except_refusals():
             kt.grad(fn)(rnd(3))
         assert info.value.lineno is not None
         assert "# <-" in open(__file__).read().splitlines()[info.value.lineno - 1]
+
+
+# ------------------------------ functions defined inside, used as values
+
+def apply(f, h):
+    return f(h) * 2.0
+
+
+def apply_twice(f, h, n=2):
+    for _ in range(n):
+        h = apply(f, h)                   # passed on again
+    return h
+
+
+def scan(step, carry, xs):
+    outs = []
+    for x in xs:
+        carry, y = step(carry, x)
+        outs.append(y)
+    return carry, outs
+
+
+def local_functions_as_values(W, b, x, deep):
+    def layer(h):
+        return np.tanh(W @ h + b)
+
+    def deeper(h):
+        return layer(layer(h))            # calls another local function
+
+    act = deeper if deep else layer
+    y = apply(act, x) + apply(lambda v: v * b, x)
+    z = apply_twice(layer, x) + apply_twice(lambda v: np.sin(v) * W[0], x, n=1)
+    return np.sum(y * z) + np.sum(act(x))
+
+
+def rnn_by_scan(W, U, xs):
+    def step(h, x):
+        h = np.tanh(W @ h + U @ x)
+        return h, np.sum(h * h)
+    h, ys = scan(step, np.zeros(3), xs)
+    return np.sum(h) + sum(ys)
+
+
+def test_local_functions_passed_to_helpers():
+    W, b, x = rnd(3, 3) * 0.5, rnd(3), rnd(3)
+    for deep in (True, False):
+        check_grad(local_functions_as_values, (W, b, x, deep), wrt=(0, 1, 2))
+    check_grad(rnn_by_scan, (rnd(3, 3) * 0.5, rnd(3, 2), [rnd(2) for _ in range(3)]),
+               wrt=(0, 1, 2))
+
+
+def finished_list_stored(w, x):
+    outs = []
+    for i in range(3):
+        outs.append(np.tanh(w * i + x))
+    pair = (w, outs)
+    record = {"outs": outs, "w": w}
+    return np.sum(pair[1][2] * record["outs"][1]) + np.sum(outs[0])
+
+
+def list_changed_after_stored(w):
+    outs = [w]
+    pair = (w, outs)
+    outs.append(w * 2)  # <- changed after it was stored
+    return np.sum(pair[1][-1])
+
+
+def test_lists_stored_when_finished():
+    check_grad(finished_list_stored, (rnd(3), rnd(3)), wrt=(0, 1))
+    try:
+        kt.grad(list_changed_after_stored)(rnd(3))
+    except kt.TransformError as err:
+        assert "stored inside another" in str(err)
+    else:
+        check_grad(list_changed_after_stored, (rnd(3),))

@@ -83,6 +83,20 @@ def signature_of(tree):
     return inspect.Signature(params)
 
 
+def _with_hidden(signature, tree):
+    """A user function's signature with the hidden keyword-only parameters
+    its tree was given (see :mod:`.closures`)."""
+    known = set(signature.parameters)
+    hidden = [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY)
+              for a in tree.args.kwonlyargs if a.arg not in known]
+    if not hidden:
+        return signature
+    params = list(signature.parameters.values())
+    last = [p for p in params if p.kind == p.VAR_KEYWORD]
+    rest = [p for p in params if p.kind != p.VAR_KEYWORD]
+    return signature.replace(parameters=rest + hidden + last)
+
+
 class _Caller:
     """What the reverse pass of one function may ask about the user functions
     it calls: the callee's functions (``request``), the argument nodes
@@ -279,8 +293,8 @@ class Compiler:
             signature = inspect.signature(target.obj)
         else:
             unit = self.unit_for(target)
-            signature = inspect.signature(target.obj) if target.kind == "user" \
-                else signature_of(unit.tree)
+            signature = _with_hidden(inspect.signature(target.obj), unit.tree) \
+                if target.kind == "user" else signature_of(unit.tree)
         unit_name = unit.name if unit is not None else target.name
         args = [a for a in call.args if not isinstance(a, ast.Starred)]
         keywords = [k for k in call.keywords if k.arg is not None]

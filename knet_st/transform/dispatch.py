@@ -4,7 +4,8 @@ possible values are known.
 ``act = np.tanh if deep else kt.relu``, ``for f in [np.sin, np.cos]``, or
 ``acts = {"relu": kt.relu, "tanh": np.tanh}; act = acts[name]``: every
 definition of ``act`` names a known function (a global, a dotted name such as
-``np.tanh``), directly or through a list, tuple or dict display that nothing
+``np.tanh``, or a function defined inside, given its enclosing variables as
+the lift pass does for its calls), directly or through a list, tuple or dict display that nothing
 changes.  A call ``y = act(x)`` then becomes a test of which one it holds::
 
     fn1 = np.tanh
@@ -23,6 +24,7 @@ of them.  A variable with any other definition stays a ``dynamic`` call
 import ast
 import copy
 
+from .facts import fact, has_fact, set_fact
 from .trees import assign, name, rewrite
 
 _EDGE = "elements of"
@@ -98,6 +100,8 @@ class _Candidates:
         return self.memo[var]
 
     def of_value(self, value, seen):
+        if isinstance(value, ast.Constant) and has_fact(value, "local_function"):
+            return [value]
         if isinstance(value, ast.Name):
             return self.of_name(value.id, seen)
         if isinstance(value, ast.Attribute):
@@ -139,17 +143,45 @@ def _unique(nodes):
     return out
 
 
-def _replace_callee(stmt, call, callee):
+def _replace(stmt, site, candidate, local_functions):
+    """``stmt`` with the variable at ``site`` (``('func',)``, ``('arg', i)`` or
+    ``('keyword', i)`` of its call) replaced by ``candidate``; a local
+    function's marker called becomes the lifted function, given its enclosing
+    variables."""
     new = copy.deepcopy(stmt)
-    target = new.value
-    assert isinstance(target, ast.Call) and ast.dump(target) == ast.dump(call)
-    target.func = copy.deepcopy(callee)
+    call = new.value
+    if site[0] == "arg":
+        call.args[site[1]] = copy.deepcopy(candidate)
+    elif site[0] == "keyword":
+        call.keywords[site[1]].value = copy.deepcopy(candidate)
+    elif isinstance(candidate, ast.Constant):
+        local = fact(candidate, "local_function")
+        call.func = set_fact(name(local), "lifted", True)
+        tree = local_functions[local][0]
+        call.args = call.args + [name(v) for v in fact(tree, "free_variables")]
+    else:
+        call.func = copy.deepcopy(candidate)
     return new
 
 
-def dispatch_calls(func, names, known_functions=()):
+def _site(call, local_names, candidates):
+    """The variable of ``call`` to dispatch on, the callee first, then an
+    argument that holds one of several known functions: ``(site, variable,
+    candidates)``, or ``None``."""
+    places = [(("func",), call.func)] + [(("arg", i), a) for i, a in enumerate(call.args)] + \
+        [(("keyword", i), k.value) for i, k in enumerate(call.keywords)]
+    for site, node in places:
+        if isinstance(node, ast.Name) and node.id in local_names:
+            found = candidates.of_name(node.id)
+            if found:
+                return site, node.id, _unique(found)
+    return None
+
+
+def dispatch_calls(func, names, known_functions=(), local_functions=None):
     """Rewrites the calls of local variables that hold one of several known
-    functions (see the module doc), in place."""
+    functions, and the calls that pass such a variable on (see the module
+    doc), in place."""
     params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
     local_names = params | {n.id for n in ast.walk(func) if isinstance(n, ast.Name)
                             and isinstance(n.ctx, ast.Store)}
@@ -157,25 +189,23 @@ def dispatch_calls(func, names, known_functions=()):
 
     def one(stmt):
         call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and
-                call.func.id in local_names):
+        found = _site(call, local_names, candidates) if isinstance(call, ast.Call) else None
+        if found is None:
             return [stmt]
-        found = candidates.of_name(call.func.id)
-        if not found:
-            return [stmt]
-        found = _unique(found)
+        site, var, found = found
         out = []
-        tail = [_replace_callee(stmt, call, found[-1])]
+        tail = one(_replace(stmt, site, found[-1], local_functions))
         branches = []
-        for callee in found[:-1]:
+        for candidate in found[:-1]:
             key = names.fresh("fn")
             test = names.fresh("is_fn")
-            out += [assign(key, copy.deepcopy(callee), stmt),
-                    assign(test, ast.Compare(left=name(call.func.id), ops=[ast.Is()],
+            same = ast.Eq() if isinstance(candidate, ast.Constant) else ast.Is()
+            out += [assign(key, copy.deepcopy(candidate), stmt),
+                    assign(test, ast.Compare(left=name(var), ops=[same],
                                              comparators=[name(key)]), stmt)]
-            branches.append((test, _replace_callee(stmt, call, callee)))
+            branches.append((test, one(_replace(stmt, site, candidate, local_functions))))
         for test, branch in reversed(branches):
-            tail = [ast.copy_location(ast.If(test=name(test), body=[branch], orelse=tail),
+            tail = [ast.copy_location(ast.If(test=name(test), body=branch, orelse=tail),
                                       stmt)]
         return out + tail
 

@@ -151,7 +151,7 @@ def check_written_aliases(ctx, func, effects, arrays):
     bound after it, are fine (the rows ``h[t]`` of a time loop)."""
     if not arrays:
         return
-    facts, places = effects.facts, _positions(func.body)
+    facts, places = effects.facts, positions(func.body)
     writes = {x: [s for s in statements(func.body) if fact(s, "array_write", False)
                   and s.targets[0].value.id == x] for x in arrays}
     defs = {}
@@ -292,7 +292,7 @@ class _Rename(ast.NodeTransformer):
         return node
 
 
-def _positions(body):
+def positions(body):
     """For each statement: its place in the order of the code and the loops
     around it."""
     places = {}
@@ -338,7 +338,7 @@ def snapshot_reads(ctx, func, effects, active, calls, arrays=frozenset(),
     parameters change afterwards, and keeps copies of what it reads of them."""
     active = set(active)
     settled = active - set(arrays)
-    places = _positions(func.body)
+    places = positions(func.body)
     facts = effects.facts
     outside = facts.deep({("param", p) for p in volatile})
 

@@ -4,7 +4,9 @@ parameters passed at each call (late binding, as a closure has it).
 
 ``def layer(h): return np.tanh(w[0] @ h)`` inside ``loss(w, x)`` becomes
 ``layer(h, w)``, and ``layer(x)`` becomes ``layer(x, w)``: the gradient
-then flows to ``w`` through an ordinary call.
+then flows to ``w`` through an ordinary call.  Where the function is used as
+a value (``f = layer``), the value becomes a marker constant
+``'<local function layer>'`` that the dispatch pass follows to the calls.
 """
 
 import ast
@@ -71,9 +73,9 @@ class _CallRewriter(ast.NodeTransformer):
     def visit_Name(self, node):
         if node.id in self.free and isinstance(node.ctx, ast.Load) and \
                 not fact(node, "lifted", False):
-            raise self.source.error(
-                f"the nested function {node.id!r} is used as a value; "
-                "only calling it is supported", node)
+            # a value standing for the function (see dispatch)
+            marker = ast.copy_location(ast.Constant(f"<local function {node.id}>"), node)
+            return set_fact(marker, "local_function", node.id)
         return node
 
 
@@ -111,6 +113,7 @@ def lift(func, source):
     rewriter.visit(func)
     for name, d in by_name.items():
         d.args.args += [ast.arg(v) for v in free[name]]
+        set_fact(d, "free_variables", tuple(free[name]))
         if d.args.kwonlyargs or d.args.defaults:
             if free[name]:
                 raise source.error("nested functions with defaults or keyword-only "

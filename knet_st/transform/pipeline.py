@@ -24,6 +24,7 @@ from .inplace import (check_written_aliases, copy_written_outputs, lower_out, sn
                       written_arrays)
 from .jumps import lower
 from .desugar import desugar
+from .closures import closure_parameters
 from .dispatch import dispatch_calls
 from .scopes import imported, outer_names
 from .lift import lift
@@ -76,6 +77,7 @@ def _builtin_names(fn):
 def front_end(name, qualname, tree, source, env, local_functions):
     """A parsed function tree made ready for differentiation: a :class:`Unit`."""
     env.imports = {**env.imports, **imported(tree, env.globals, env.cells)}
+    closure_parameters(tree, env.functions)
     names = Names.of(tree)
     names.globals |= global_names(tree)
     unit = Unit(name, qualname, tree, source, env, names, dict(local_functions))
@@ -83,7 +85,7 @@ def front_end(name, qualname, tree, source, env, local_functions):
     unit.local_functions.update({n: (d, unit) for n, d in lifted.items()})
     lower(tree, names)                                  # jumps
     normalize(tree, names, source)                      # normalize
-    dispatch_calls(tree, names, env.functions)          # dispatch
+    dispatch_calls(tree, names, env.functions, unit.local_functions)   # dispatch
     resolve_calls(tree, env, unit.local_functions, source)   # resolve
     pack_arguments(tree, names, source)                 # varargs
     regular_parameters(tree)
@@ -121,7 +123,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     arrays = written_arrays(tree, active)
     check_written_aliases(ctx, tree, effects, arrays)
     active = copy_written_outputs(ctx, tree, arrays, active)
-    check_aliasing(ctx, tree, params, active, before, arrays)
+    check_aliasing(ctx, tree, params, active, before, arrays, effects)
     active = lower_out(ctx, tree, active)
     active = lower_augmented(ctx, tree, active, arrays)
     active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)

@@ -15,17 +15,33 @@ import ast
 from .facts import fact, set_fact
 from .resolve import Target
 from .activity import value_active
-from .inplace import sole_owner
-from .trees import name as _name, rewrite
+from .inplace import positions, sole_owner
+from .trees import name as _name, rewrite, statements
 
 
-def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
+def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset(), effects=None):
     """A list or dict that is modified (``s[i] = v``, ``s.append(v)``) while it
     carries gradients must be reachable under one name only: its adjoint is
-    kept per name.  Refuses the programs where that does not hold."""
+    kept per name.  Refuses the programs where that does not hold.  Storing
+    it into another list, tuple or dict once it is finished (``return h,
+    outs`` after the appends) is fine: no change of it follows."""
     mutated = {v for v in bindings.containers if v in active} - set(arrays)
     if not mutated:
         return
+    places = positions(func.body) if effects is not None else {}
+
+    def changed_after(var, stmt):
+        if effects is None or id(stmt) not in places:
+            return True
+        here, loops = places[id(stmt)]
+        for other in statements(func.body):
+            effect = effects.by_statement.get(id(other))
+            if effect is not None and var in effect.mutates and id(other) in places:
+                there, their_loops = places[id(other)]
+                if there > here or loops & their_loops:
+                    return True
+        return False
+
     for p in params:
         if p in mutated and bindings.sites.get(p, 1) > 1:
             raise ctx.error(f"cannot differentiate: the parameter {p!r} is modified in "
@@ -60,11 +76,13 @@ def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset()):
                 value.values if isinstance(value, ast.Dict) else []
             stored = [value] if isinstance(target, ast.Subscript) else []
             for node in list(elements) + stored:
-                if isinstance(node, ast.Name) and node.id in mutated:
+                if isinstance(node, ast.Name) and node.id in mutated and \
+                        changed_after(node.id, stmt):
                     refuse(node.id, stmt, "also stored inside another list, tuple or dict")
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
             for arg in stmt.value.args:
-                if isinstance(arg, ast.Name) and arg.id in mutated:
+                if isinstance(arg, ast.Name) and arg.id in mutated and \
+                        changed_after(arg.id, stmt):
                     refuse(arg.id, stmt, "also stored inside another list")
         elif isinstance(stmt, ast.For) and stmt.target.id in mutated:
             refuse(stmt.target.id, stmt, "is a loop variable")

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .facts import fact, set_fact
+from .closures import LocalFunction, environment_names, hidden_name, local_value
+from .facts import fact, has_fact, set_fact
 from .registry import is_gradient_maker, is_nondifferentiable, refusal, rule_for
 
 
@@ -95,13 +96,29 @@ def classify(obj, name=""):
         return Target("nondiff", obj, name)
     if isinstance(obj, types.FunctionType):
         return Target("user", obj, name)
+    if isinstance(obj, LocalFunction):
+        return Target("local", (obj.tree, obj.unit), name)
     return Target("opaque", obj, name)
 
 
 def _is_function(obj):
     """Whether ``obj`` is a function a parameter may hold and a callee call."""
-    return isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or \
-        rule_for(obj) is not None
+    return isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, np.ufunc,
+                            LocalFunction)) or rule_for(obj) is not None
+
+
+def _local_value(node, env, dotted, local_functions):
+    """``(LocalFunction, holder)`` for an argument node that stands for a
+    function defined inside (its marker, or a parameter ``holder`` that
+    received one), else ``(None, None)``."""
+    if isinstance(node, ast.Name) and node.id in dotted:
+        node = dotted[node.id]
+    if isinstance(node, ast.Constant) and has_fact(node, "local_function"):
+        tree, unit = local_functions[fact(node, "local_function")]
+        return local_value(tree, unit, fact(tree, "free_variables")), None
+    if isinstance(node, ast.Name) and isinstance(env.functions.get(node.id), LocalFunction):
+        return env.functions[node.id], node.id
+    return None, None
 
 
 def _value_of(node, env, local_names, dotted):
@@ -175,9 +192,11 @@ def _dotted_value(node, env):
     return obj
 
 
-def _with_functions(target, call, env, local_names, dotted):
+def _with_functions(target, call, env, local_names, dotted, local_functions):
     """A user function's target with the known functions its parameters get
-    (arguments that name one, or defaults that are one)."""
+    (arguments that name one, or defaults that are one); a function defined
+    inside gets its enclosing variables as hidden keyword arguments of the
+    call (see :mod:`.closures`)."""
     if target.kind != "user":
         return target
     try:
@@ -188,6 +207,15 @@ def _with_functions(target, call, env, local_names, dotted):
         return target
     functions = []
     for name, param in signature.parameters.items():
+        argument = bound.arguments.get(name)
+        local, holder = _local_value(argument, env, dotted, local_functions) \
+            if isinstance(argument, ast.AST) else (None, None)
+        if local is not None:
+            functions.append((name, local))
+            call.keywords = call.keywords + [
+                ast.keyword(arg=hidden_name(name, var), value=ast.Name(source, ast.Load()))
+                for var, source in zip(local.free, environment_names(local, holder))]
+            continue
         if name in bound.arguments:
             obj = _value_of(bound.arguments[name], env, local_names, dotted) \
                 if isinstance(bound.arguments[name], ast.AST) else None
@@ -233,7 +261,8 @@ def resolve_calls(tree, env, local_functions, source):
         counts[n.targets[0].id] = counts.get(n.targets[0].id, 0) + 1
     dotted = {n.targets[0].id: n.value for n in stores if counts[n.targets[0].id] == 1
               and n.targets[0].id not in params
-              and isinstance(n.value, (ast.Attribute, ast.Name))}
+              and (isinstance(n.value, (ast.Attribute, ast.Name)) or
+                   isinstance(n.value, ast.Constant) and has_fact(n.value, "local_function"))}
 
     gradients = _gradient_functions(tree, env, local_names)
 
@@ -264,15 +293,19 @@ def _resolve(call, env, local_names, local_functions, source, dotted):
         if func.id in local_functions:
             return Target("local", local_functions[func.id], func.id)
         if func.id in env.functions:
-            target = classify(env.functions[func.id], func.id)
-            return _with_functions(target, call, env, local_names, dotted)
+            value = env.functions[func.id]
+            if isinstance(value, LocalFunction):        # f(v): lifted(v, f__w...)
+                call.args = call.args + [ast.Name(n, ast.Load())
+                                         for n in environment_names(value, func.id)]
+            target = classify(value, func.id)
+            return _with_functions(target, call, env, local_names, dotted, local_functions)
         if func.id in local_names:
             return Target("dynamic", None, func.id)
         try:
             target = classify(env.lookup(func.id), func.id)
         except (KeyError, AttributeError):
             raise source.error(f"name {func.id!r} is not defined", call) from None
-        return _with_functions(target, call, env, local_names, dotted)
+        return _with_functions(target, call, env, local_names, dotted, local_functions)
     if isinstance(func, ast.Attribute):
         root = dotted_root(func)
         if isinstance(root, ast.Name) and root.id in local_names:
