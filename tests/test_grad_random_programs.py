@@ -181,6 +181,14 @@ def apply_twice(fn, m, h):
     return fn(m @ fn(m @ h))
 
 
+def scan(step, carry, xs):
+    ys = []
+    for v in xs:
+        carry, y = step(carry, v)
+        ys.append(y)
+    return carry, ys
+
+
 def total(*terms):
     t = 0.0
     for v in terms:
@@ -750,7 +758,7 @@ class Program:
         v = self.new("q")
         form = r.choice(["del", "else", "finally", "walrus", "dictcomp", "nested", "starred",
                          "merged", "map", "fnvar", "fnlist", "nonlocal", "global", "import",
-                         "withexit", "except", "except"])
+                         "withexit", "except", "except", "closure", "closure", "scan"])
         lines = {
             "del": [f"{v} = h * 2.0", "h = h + " + v + " * 0.25", f"del {v}"],
             "walrus": [f"if ({v} := np.sum(h * x)) > {r.choice(['0', '-1', '1'])}:",
@@ -797,6 +805,18 @@ class Program:
                                     f"    {v} = np.sin(h)"]
             lines[form] = ["with np.errstate(invalid='raise', divide='raise'):"] + \
                 ["    " + line for line in lines[form]]
+        elif form == "closure":
+            fn = r.choice([f"lambda u: np.tanh(u) * sc + x * 0.1", "layer",
+                           f"lambda u: np.sin(u) * w[{a}][0, 0]", "chosen"])
+            lines[form] = [f"h = apply_twice({fn}, w[{a}], h) * 0.5 + h * 0.5"]
+            if fn == "chosen":
+                lines[form][0:0] = ["chosen = " + r.choice([
+                    "layer if len(hs) > 1 else soft", "(lambda u: u * 0.5) if sc > 0.9 else np.sin"])]
+        elif form == "scan":
+            lines[form] = [f"def step{v}(c, u):", f"    c = np.tanh(w[{a}] @ c + u * sc)",
+                           "    return c, np.sum(c * u)",
+                           f"h, {v} = scan(step{v}, h, [x, h * 0.5])",
+                           f"acc = acc + sum({v}) * 0.1"]
         elif form == "finally":
             lines[form] = ["try:", "    h = np.sin(h) + x * 0.1", "finally:",
                            "    acc = acc + np.sum(h * h) * 0.1"]
