@@ -758,7 +758,8 @@ class Program:
         v = self.new("q")
         form = r.choice(["del", "else", "finally", "walrus", "dictcomp", "nested", "starred",
                          "merged", "map", "fnvar", "fnlist", "nonlocal", "global", "import",
-                         "withexit", "except", "except", "closure", "closure", "scan"])
+                         "withexit", "except", "except", "closure", "closure", "scan",
+                         "match"])
         lines = {
             "del": [f"{v} = h * 2.0", "h = h + " + v + " * 0.25", f"del {v}"],
             "walrus": [f"if ({v} := np.sum(h * x)) > {r.choice(['0', '-1', '1'])}:",
@@ -805,6 +806,13 @@ class Program:
                                     f"    {v} = np.sin(h)"]
             lines[form] = ["with np.errstate(invalid='raise', divide='raise'):"] + \
                 ["    " + line for line in lines[form]]
+        elif form == "match":
+            lines[form] = [f"match {r.choice(['k', 'len(hs)', 'sc > 0.9'])}:",
+                           "    case 0 | 1:", "        h = np.tanh(h) * 0.9",
+                           "    case True:", "        h = h * sc",
+                           f"    case n{v} if n{v} > 2:",
+                           f"        acc = acc + np.sum(h) * n{v} * 0.1",
+                           "    case _:", "        h = np.sin(h) + x * 0.1"]
         elif form == "closure":
             fn = r.choice([f"lambda u: np.tanh(u) * sc + x * 0.1", "layer",
                            f"lambda u: np.sin(u) * w[{a}][0, 0]", "chosen"])

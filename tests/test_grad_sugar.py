@@ -580,3 +580,39 @@ def test_lists_stored_when_finished():
         assert "stored inside another" in str(err)
     else:
         check_grad(list_changed_after_stored, (rnd(3),))
+
+
+# ------------------------------------------------------------------ match
+
+def matched(w, kind, pair):
+    h = w * 1.0
+    match kind:
+        case "relu" | "elu":
+            h = kt.relu(h)
+        case "scale" if pair is not None:
+            match pair:
+                case [a, b]:
+                    h = h * a + b * w
+                case _:
+                    h = h * 0
+        case None:
+            h = h ** 2
+        case other:
+            h = np.tanh(h) * len(other)
+    return np.sum(h * w)
+
+
+def matched_class(w, p):
+    match p:
+        case complex(real=r):  # <-
+            return np.sum(w * r)
+    return np.sum(w)
+
+
+def test_match():
+    for kind, pair in [("relu", None), ("elu", None), ("scale", (2.0, 3.0)),
+                       ("scale", None), ("scale", (1.0,)), (None, None), ("xyz", None)]:
+        check_grad(matched, (rnd(3), kind, pair), wrt=0)
+    with pytest.raises(kt.TransformError, match="MatchClass patterns") as info:
+        kt.grad(matched_class)(rnd(3), 1j)
+    assert info.value.lineno is not None

@@ -7,7 +7,7 @@ before the fence checks it.
 * ``with cm as v: body`` becomes ``t = cm; v = t.__enter__(); body;
   t.__exit__(None, None, None)``: the context (``np.errstate(...)``) holds
   while the forward code of the body runs;
-* ``try`` with ``except``: see :mod:`.handlers`;
+* ``try`` with ``except``: see :mod:`.handlers`; ``match``: :mod:`.patterns`;
 * ``try: body finally: final`` becomes ``body; final``.  Where the body of a
   ``with`` or ``try`` may leave early (``return``, ``break``), the two parts
   stay in an ``ast.Try`` with no handlers that the jumps pass flattens,
@@ -22,6 +22,7 @@ before the fence checks it.
 import ast
 
 from .handlers import try_except
+from .patterns import match_statements
 from .trees import assign, name, rewrite
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -33,12 +34,15 @@ def desugar(func, source, builtin_names=frozenset()):
     rebound by the user): ``map`` is rewritten only where it is the builtin."""
     bound = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} | {
         n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    fresh = _fresh_names(func)
     if "map" in builtin_names and "map" not in bound:
         maps(func)
     lambdas(func, source)
+    if hasattr(ast, "Match"):
+        match_statements(func, source, fresh)
     deletions(func)
     loop_else(func)
-    try_except(func, source, _fresh_names(func))
+    try_except(func, source, fresh)
     try_finally(func, source)
     with_blocks(func, source)
     return func

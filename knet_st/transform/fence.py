@@ -17,7 +17,6 @@ REFUSED = {
     ast.ClassDef: "class definitions inside a differentiated function",
     ast.Delete: "'del' of an attribute",
     ast.JoinedStr: None,
-    ast.Match: "'match' statements",
 }
 if hasattr(ast, "TryStar"):
     REFUSED[ast.TryStar] = "'try' statements"
