@@ -1,0 +1,153 @@
+"""The front end's rewriting stages alone, on small trees: desugar (with
+handlers and patterns), scopes and dispatch.  Each takes a tree and gives
+one in the supported subset; the gradients of the same constructs are
+checked in test_grad_sugar.py."""
+
+import ast
+import textwrap
+
+import numpy as np
+import pytest
+
+from knet_st.errors import TransformError
+from knet_st.transform.desugar import desugar
+from knet_st.transform.dispatch import dispatch_calls
+from knet_st.transform.facts import fact
+from knet_st.transform.names import Names
+from knet_st.transform.normalize import normalize
+from knet_st.transform.parse import Source
+from knet_st.transform.scopes import imported, outer_names
+
+
+def parsed(text):
+    text = textwrap.dedent(text)
+    return ast.parse(text).body[0], Source("<test>", 1, text.splitlines(True))
+
+
+def kinds(func):
+    return {type(n).__name__ for n in ast.walk(func)}
+
+
+def test_desugar_leaves_the_supported_subset():
+    func, source = parsed("""\
+        def f(x, xs):
+            y = list(map(lambda v: v * 2, xs))
+            del y
+            for i in range(3):
+                if i > x:
+                    break
+            else:
+                x = x + 1
+            with open_ctx() as c:
+                try:
+                    z = g(x)
+                except (KeyError, ValueError) as e:
+                    z = 0
+                finally:
+                    done = 1
+            return z
+        """)
+    desugar(func, source, frozenset({"map"}))
+    left = kinds(func)
+    assert not left & {"Lambda", "Delete", "With", "ExceptHandler"}
+    assert "Try" not in left                  # no early exit: body then final part
+    assert all(not isinstance(n, (ast.For, ast.While)) or not n.orelse for n in ast.walk(func))
+    defs = [n.name for n in ast.walk(func) if isinstance(n, ast.FunctionDef)]
+    assert "lambda1" in defs and "try1" in defs
+
+
+def test_desugar_keeps_a_try_for_early_exits():
+    func, source = parsed("""\
+        def f(x):
+            with ctx():
+                return x
+        """)
+    desugar(func, source)
+    tries = [n for n in ast.walk(func) if isinstance(n, ast.Try)]
+    assert len(tries) == 1 and not tries[0].handlers and tries[0].finalbody
+
+
+def test_except_guard_and_refusals():
+    func, source = parsed("""\
+        def f(x):
+            try:
+                y = g(x)
+            except ValueError:
+                y = x
+            return y
+        """)
+    desugar(func, source)
+    guards = [n for n in ast.walk(func) if isinstance(n, ast.Name) and
+              fact(n, "guard", None) is not None]
+    assert len(guards) == 1
+    bad, source = parsed("""\
+        def f(x, hs):
+            try:
+                hs.append(x)
+            except ValueError:
+                pass
+        """)
+    with pytest.raises(TransformError, match="in-place changes"):
+        desugar(bad, source)
+
+
+def test_match_becomes_ifs():
+    func, source = parsed("""\
+        def f(x, k):
+            match k:
+                case 1 | 2:
+                    x = x * 2
+                case [a, b] if a:
+                    x = x * b
+                case _:
+                    pass
+            return x
+        """)
+    desugar(func, source)
+    assert "Match" not in kinds(func) and "If" in kinds(func)
+    namespace = {}
+    exec(compile(ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[])),
+                 "<test>", "exec"), namespace)
+    f = namespace["f"]
+    assert (f(1.0, 2), f(1.0, [True, 3.0]), f(1.0, [0, 3.0]), f(1.0, "z")) == \
+        (2.0, 3.0, 1.0, 1.0)
+
+
+def test_scopes_cells_globals_and_imports():
+    func, source = parsed("""\
+        def f(x):
+            global count
+            import numpy as onp
+            total = 0
+            def add(v):
+                nonlocal total
+                total = total + v
+            add(x)
+            count = count + 1
+            return onp.sum(x) + total
+        """)
+    outer_names(func, source)
+    text = ast.unparse(func)
+    assert "total_cell[0]" in text and "module_globals['count']" in text
+    assert "import" not in text and "nonlocal" not in text and "global " not in text
+    space = {"count": 0}
+    found = imported(func, space, {})
+    assert found["onp"] is np and found["module_globals"] is space
+
+
+def test_dispatch_tests_which_function_a_variable_holds():
+    func, source = parsed("""\
+        def f(x, deep):
+            act = np.tanh if deep else relu
+            y = act(x)
+            z = apply(act, x)
+            return y + z
+        """)
+    names = Names.of(func)
+    normalize(func, names, source)
+    dispatch_calls(func, names)
+    calls = [ast.unparse(n.func) for n in ast.walk(func) if isinstance(n, ast.Call)]
+    assert {"np.tanh", "relu"} <= set(calls) and "act" not in calls
+    applied = [n for n in ast.walk(func) if isinstance(n, ast.Call) and
+               ast.unparse(n.func) == "apply"]
+    assert sorted(ast.unparse(n.args[0]) for n in applied) == ["np.tanh", "relu"]
