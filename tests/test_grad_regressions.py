@@ -277,3 +277,14 @@ def test_case(f, args, wrt, kind):
             kt.grad(f, wrt=wrt)(*copy.deepcopy(args))
         return
     check_grad(f, copy.deepcopy(list(args)), wrt=wrt)
+
+
+def vector_products(w):
+    return np.dot(w, w) + w @ w
+
+
+def test_product_of_two_vectors_is_the_loss():
+    # found by the autograd oracle: the top-level adjoint 1.0 is a Python
+    # number, which the vector-vector adjoint indexed
+    w = np.arange(3.0)
+    assert np.allclose(kt.grad(vector_products)(w), 4 * w)

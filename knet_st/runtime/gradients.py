@@ -345,7 +345,9 @@ def transpose_grad(g, axes=None):
 
 def _matrices(g, a, b):
     """``g``, ``a`` and ``b`` with 1-D operands promoted as ``np.matmul`` does
-    (a vector on the left is a row, on the right a column)."""
+    (a vector on the left is a row, on the right a column); ``g`` of two
+    vectors may be a Python number."""
+    g = np.asarray(g)
     if b.ndim == 1:
         b = b[:, None]
         g = g[..., None]
