@@ -5,7 +5,7 @@ harness starts this module with the thread variables already in the
 environment; :func:`main` sets them again (before NumPy is imported) so that
 running it by hand gives the same conditions::
 
-    python -m bench.worker --column numpy --models mlp --quick --threads 2
+    python -m knet_st.bench.worker --column numpy --models mlp --quick --threads 2
 
 This module imports nothing heavy at the top: NumPy and the frameworks are
 loaded only after the thread settings are in place.
@@ -23,11 +23,11 @@ RESULT_PREFIX = "BENCH_RESULT "
 
 #: column name -> module implementing it (each has ``build(problem)`` and ``versions()``)
 COLUMNS = {
-    "knet_st": "bench.knet_col",
-    "numpy": "bench.models_numpy",
-    "autograd": "bench.models_autograd",
-    "torch": "bench.models_torch",
-    "jax": "bench.models_jax",
+    "knet_st": "knet_st.bench.knet_col",
+    "numpy": "knet_st.bench.models_numpy",
+    "autograd": "knet_st.bench.models_autograd",
+    "torch": "knet_st.bench.models_torch",
+    "jax": "knet_st.bench.models_jax",
 }
 
 
@@ -107,7 +107,7 @@ def timed_run(impl, problem, repeat=1):
 
 def run_column(column, models, quick, threads, repeat, verbose):
     """Benchmark *models* with one column, emitting a record per model."""
-    from bench import problems
+    from knet_st.bench import problems
 
     base = dict(column=column)
     try:
@@ -141,7 +141,7 @@ def run_column(column, models, quick, threads, repeat, verbose):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m knet_st.bench.worker", description=__doc__.splitlines()[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--column", choices=sorted(COLUMNS))
     what.add_argument("--diff", action="store_true", help="the cost-of-differentiation table")
@@ -158,7 +158,7 @@ def main(argv=None):
     if args.data:
         os.environ["KNET_ST_DATA"] = args.data
     if args.diff:
-        from bench import difftable
+        from knet_st.bench import difftable
         for record in difftable.run(args.quick):
             emit(record)
     else:
