@@ -225,7 +225,7 @@ def render(args, head, results, diff):
     lines = ["# knet_st benchmark: the Knet tutorial's models on this machine", ""]
     lines += [f"- {line}" for line in head] + [""]
 
-    lines += [f"## Seconds to train on {cpu_model()}, {args.threads} threads "
+    lines += [f"## Seconds to train on {cpu_model()}, {args.threads} thread{'s' * (args.threads != 1)} "
               "(data in memory, float32, plain SGD)", ""]
     rows = []
     for model in args.models:
