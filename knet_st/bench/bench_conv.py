@@ -22,7 +22,6 @@ Usage::
 
 import argparse
 import os
-import sys
 import time
 
 
