@@ -6,7 +6,7 @@ Usage::
     knet-st run EXAMPLE [options]             run one (knet-st run EXAMPLE --help)
     knet-st grad FILE_OR_MODULE:FUNCTION [--wrt N]
                                               print the generated gradient source
-    knet-st bench [options]                   the benchmark table (needs bench/)
+    knet-st bench [options]                   the benchmark table (knet-st bench --help)
 
 Errors (an unknown example, missing data, a function that cannot be
 differentiated) print one message on stderr and give a non-zero exit status.
@@ -30,8 +30,7 @@ commands:
   run EXAMPLE [options]            run an example ({PROG} run EXAMPLE --help)
   grad FILE_OR_MODULE:FUNCTION [--wrt N]
                                    print the source kt.grad generates for FUNCTION
-  bench [options]                  the tutorial's benchmark table (the bench/
-                                   package of the source tree; {PROG} bench --help)
+  bench [options]                  the tutorial's benchmark table ({PROG} bench --help)
 
 options:
   -h, --help                       show this help
@@ -198,37 +197,11 @@ def cmd_grad(argv):
 # bench
 # ---------------------------------------------------------------------------
 
-def _import_bench():
-    """The ``bench`` package of the source tree: importable as it is, or
-    from the current folder (a console script does not search it)."""
-    try:
-        import bench
-        if hasattr(bench, "main"):
-            return bench
-    except ImportError:
-        pass
-    cwd = os.getcwd()
-    if os.path.isfile(os.path.join(cwd, "bench", "__init__.py")) and cwd not in sys.path:
-        sys.modules.pop("bench", None)
-        sys.path.insert(0, cwd)
-        try:
-            import bench
-            if hasattr(bench, "main"):
-                return bench
-        except ImportError:
-            pass
-    return None
-
-
 def cmd_bench(argv):
-    """Runs the benchmark suite (bench/, from a checkout)."""
-    bench = _import_bench()
-    if bench is None:
-        return _error("the benchmark is not installed: it is the bench/ package of "
-                      "the knet_st source tree; run this command from the root of "
-                      "a checkout (or python -m bench there)", 1)
+    """Runs the benchmark table (knet_st.bench) with the remaining arguments as its options."""
+    from knet_st import bench
     try:
-        return _exit_status(bench.main(argv))
+        return _exit_status(bench.main(argv, prog=f"{PROG} bench"))
     except SystemExit as e:
         return _exit_status(e.code)
 

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
@@ -189,20 +188,22 @@ def test_grad_bad_target(spec, message, capsys, monkeypatch):
 # ---------------------------------------------------------------------------
 
 def test_bench_delegates(monkeypatch):
+    from knet_st import bench
     seen = []
-    fake = types.ModuleType("bench")
-    fake.main = lambda argv=None: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "bench", fake)
+    monkeypatch.setattr(bench, "main", lambda argv=None, prog=None: seen.append((argv, prog)) or 3)
     assert cli.main(["bench", "--quick", "--models", "linreg"]) == 3
-    assert seen == [["--quick", "--models", "linreg"]]
+    assert seen == [(["--quick", "--models", "linreg"], "knet-st bench")]
 
 
-def test_bench_missing_is_a_clear_message(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(sys.modules, "bench", None)          # import fails
-    monkeypatch.chdir(tmp_path)                               # no bench/ here
-    assert cli.main(["bench"]) == 1
-    err = capsys.readouterr().err
-    assert "bench/ package" in err and len(err.strip().splitlines()) == 1
+def test_bench_help_names_the_command(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: knet-st bench") and "--columns" in out
+
+
+def test_bench_bad_option_is_a_usage_error(capsys):
+    assert cli.main(["bench", "--models", "resnet"]) == 2
+    assert "knet-st bench: error: --models" in capsys.readouterr().err
 
 
 def test_console_script_is_declared():

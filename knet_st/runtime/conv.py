@@ -29,11 +29,18 @@ learned filter is simply stored flipped).
 Implementation
 --------------
 NumPy/CuPy code, no Python loops over pixels or instances.  The input is
-first copied to a channels-first, instances-last ``(C, H, W, N)`` buffer
-(padded), so that every window row is a long contiguous run; ``im2col`` is a
-single ``as_strided`` copy to a ``(C*KH*KW, OH*OW*N)`` matrix, and the
-forward pass and each gradient is ONE matrix product.  ``col2im`` (for the
-input gradient) loops over the KH*KW kernel offsets, each a strided add.
+read as a channels-first, instances-last ``(C, H, W, N)`` buffer (padded),
+so that every window row is a long contiguous run; ``im2col`` is a single
+``as_strided`` copy to a ``(C*KH*KW, OH*OW*N)`` matrix, and the forward pass
+and each gradient is ONE matrix product.  ``col2im`` (for the input
+gradient) loops over the KH*KW kernel offsets, each a strided add.
+
+The results are NCHW-shaped views of ``(C, H, W, N)`` memory (see
+:mod:`knet_st.runtime.layout`), which is what the matrix products write and
+im2col reads: an input stored that way needs no copy before im2col, and
+``pool`` keeps its input's order, so LeNet's layers copy no transposes.  The
+forward pass leaves its im2col matrix in :mod:`knet_st.runtime.colcache`,
+where ``conv4_dw`` takes it back if the input array is unchanged.
 
 On CuPy arrays the same im2col code runs on the GPU (CuPy provides
 ``cupy.lib.stride_tricks.as_strided``).  That path is simple and correct by
@@ -54,6 +61,7 @@ For ``y = pool(x, ...)``::
 
 import numpy as np
 
+from . import colcache, layout
 from .backend import get_array_module
 
 __all__ = ["conv4", "conv4_dw", "conv4_dx", "pool", "pool_dx", "conv_out_shape",
@@ -120,55 +128,42 @@ def conv_out_shape(wshape, xshape, padding=0, stride=1):
     return (N, O, OH, OW)
 
 
-def _transposed(xp, a2, block):
-    """Contiguous transpose of a 2-D array.
-
-    On NumPy the copy is done ``block`` rows at a time, which is up to 2x
-    faster than one strided copy for the shapes met here (cache-friendlier):
-    32-row blocks for (N, C·H·W) -> (C·H·W, N), 256 for the way back."""
-    if xp is not np:
-        return xp.ascontiguousarray(a2.T)
-    n, m = a2.shape
-    if n * m < 65536:
-        return np.ascontiguousarray(a2.T)
-    out = np.empty((m, n), dtype=a2.dtype)
-    for s in range(0, n, block):
-        out[:, s:s + block] = a2[s:s + block].T
-    return out
-
-
-def _t_rows_to_cols(xp, a2):
-    """(N, C·H·W) -> contiguous (C·H·W, N)."""
-    return _transposed(xp, a2, 32)
-
-
-def _t_cols_to_rows(xp, a2):
-    """(C·H·W, N) -> contiguous (N, C·H·W)."""
-    return _transposed(xp, a2, 256)
-
-
 def _nchw_to_chwn(xp, x):
-    """(N, C, H, W) -> contiguous (C, H, W, N)."""
+    """(N, C, H, W) -> contiguous (C, H, W, N).
+
+    On NumPy the transpose is copied 32 instances at a time, which is up to 2x
+    faster than one strided copy for the shapes met here (cache-friendlier)."""
     N = x.shape[0]
-    x = xp.ascontiguousarray(x)
-    return _t_rows_to_cols(xp, x.reshape(N, -1)).reshape(x.shape[1:] + (N,))
-
-
-def _chwn_to_nchw(xp, a):
-    """contiguous (C, H, W, N) -> contiguous (N, C, H, W)."""
-    N = a.shape[-1]
-    a = xp.ascontiguousarray(a)
-    return _t_cols_to_rows(xp, a.reshape(-1, N)).reshape((N,) + a.shape[:-1])
+    a2 = xp.ascontiguousarray(x).reshape(N, -1)
+    if xp is not np or a2.size < 65536:
+        out = xp.ascontiguousarray(a2.T)
+    else:
+        out = np.empty(a2.shape[::-1], dtype=a2.dtype)
+        for s in range(0, N, 32):
+            out[:, s:s + 32] = a2[s:s + 32].T
+    return out.reshape(x.shape[1:] + (N,))
 
 
 def _padded_chwn(xp, x, ph, pw):
-    """x (N, C, H, W) -> zero-padded contiguous (C, H+2ph, W+2pw, N)."""
+    """x (N, C, H, W) -> zero-padded contiguous (C, H+2ph, W+2pw, N).
+
+    A view of ``x`` when ``x`` is stored CHWN and there is no padding."""
     if ph == 0 and pw == 0:
+        if layout.is_chwn(x):
+            return x.transpose(1, 2, 3, 0)
         return _nchw_to_chwn(xp, x)
     N, C, H, W = x.shape
     out = xp.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=x.dtype)
-    out[:, ph:ph + H, pw:pw + W, :] = _nchw_to_chwn(xp, x)
+    if layout.is_chwn(x):
+        out[:, ph:ph + H, pw:pw + W, :] = x.transpose(1, 2, 3, 0)
+    else:
+        out[:, ph:ph + H, pw:pw + W, :] = _nchw_to_chwn(xp, x)
     return out
+
+
+def _chwn_of(xp, a):
+    """a (N, C, H, W) -> contiguous (C, H, W, N): a view when ``a`` is stored CHWN."""
+    return _padded_chwn(xp, a, 0, 0)
 
 
 def _im2col(xp, xT, KH, KW, OH, OW, sh, sw):
@@ -216,9 +211,28 @@ def conv4(w, x, padding=0, stride=1, mode=0):
     O, C, KH, KW, N, H, W, ph, pw, sh, sw, OH, OW = _conv_geometry(
         w.shape, x.shape, padding, stride)
     wk = _kernel(w, mode)
-    cols = _im2col(xp, _padded_chwn(xp, x, ph, pw), KH, KW, OH, OW, sh, sw)
+    xT = _padded_chwn(xp, x, ph, pw)
+    cols = _im2col(xp, xT, KH, KW, OH, OW, sh, sw)
+    if not xp.may_share_memory(cols, xT):       # a view (1x1 filters) costs nothing to rebuild
+        colcache.put(x, (KH, KW, ph, pw, sh, sw), _snapshot(x, xT, ph, pw), cols)
     y = xp.ascontiguousarray(wk).reshape(O, C * KH * KW) @ cols   # (O, OH*OW*N)
-    return _chwn_to_nchw(xp, y.reshape(O, OH, OW, N))
+    return layout.nchw_view(y.reshape(O, OH, OW, N))
+
+
+def _snapshot(x, xT, ph, pw):
+    """A copy of x's values that nothing else writes: xT's interior, unless xT is x itself."""
+    if not (ph or pw) and layout.is_chwn(x):        # _padded_chwn returned a view of x
+        return x.copy(order="K")
+    H, W = x.shape[2], x.shape[3]
+    return layout.nchw_view(xT[:, ph:ph + H, pw:pw + W, :])
+
+
+def _columns(xp, x, KH, KW, OH, OW, ph, pw, sh, sw):
+    """The im2col matrix of x: the one conv4 kept for this x if x is unchanged, else built."""
+    cols = colcache.take(xp, x, (KH, KW, ph, pw, sh, sw))
+    if cols is None:
+        cols = _im2col(xp, _padded_chwn(xp, x, ph, pw), KH, KW, OH, OW, sh, sw)
+    return cols
 
 
 def conv4_dw(dy, w, x, padding=0, stride=1, mode=0):
@@ -242,9 +256,11 @@ def conv4_dw(dy, w, x, padding=0, stride=1, mode=0):
     if tuple(dy.shape) != (N, O, OH, OW):
         raise ValueError("conv4_dw: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, O, OH, OW)))
-    cols = _im2col(xp, _padded_chwn(xp, x, ph, pw), KH, KW, OH, OW, sh, sw)
-    dy2 = _nchw_to_chwn(xp, dy).reshape(O, OH * OW * N)
-    dw = (dy2 @ cols.T).reshape(O, C, KH, KW)
+    cols = _columns(xp, x, KH, KW, OH, OW, ph, pw, sh, sw)
+    dy2 = _chwn_of(xp, dy).reshape(O, OH * OW * N)
+    # cols @ dy2.T then transposed: OpenBLAS is ~15% faster on this operand
+    # order (long inner dimension, small outputs) than on dy2 @ cols.T
+    dw = (cols @ dy2.T).T.reshape(O, C, KH, KW)
     if mode == 0:
         dw = dw[:, :, ::-1, ::-1]
     return xp.ascontiguousarray(dw.astype(w.dtype, copy=False))
@@ -276,16 +292,15 @@ def conv4_dx(dy, w, x, padding=0, stride=1, mode=0):
         raise ValueError("conv4_dx: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, O, OH, OW)))
     wk = xp.ascontiguousarray(_kernel(w, mode)).reshape(O, C * KH * KW)
-    dy2 = _nchw_to_chwn(xp, dy).reshape(O, OH * OW * N)
+    dy2 = _chwn_of(xp, dy).reshape(O, OH * OW * N)
     dcols = (wk.T @ dy2).reshape(C, KH, KW, OH, OW, N)
     dxT = xp.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=dcols.dtype)
     for i in range(KH):
         for j in range(KW):
             dxT[:, i:i + sh * OH:sh, j:j + sw * OW:sw, :] += dcols[:, i, j]
     if ph or pw:
-        dxT = dxT[:, ph:ph + H, pw:pw + W, :]
-    dx = _chwn_to_nchw(xp, dxT)
-    return dx.astype(x.dtype, copy=False)
+        dxT = xp.ascontiguousarray(dxT[:, ph:ph + H, pw:pw + W, :])
+    return layout.nchw_view(dxT.astype(x.dtype, copy=False))
 
 
 # ----------------------------------------------------------------- pool
@@ -338,7 +353,7 @@ def _padded(xp, x, ph, pw, fill):
     if ph == 0 and pw == 0:
         return x
     N, C, H, W = x.shape
-    out = xp.full((N, C, H + 2 * ph, W + 2 * pw), fill, dtype=x.dtype)
+    out = layout.full(xp, (N, C, H + 2 * ph, W + 2 * pw), fill, x.dtype, layout.is_chwn(x))
     out[:, :, ph:ph + H, pw:pw + W] = x
     return out
 
@@ -404,7 +419,8 @@ def pool(x, window=2, padding=0, stride=None, mode="max"):
     N, C, H, W, kh, kw, ph, pw, sh, sw, OH, OW = g
     if m == "max":
         a = _padded(xp, x, ph, pw, _lowest(x.dtype))
-        y = _offset(a, 0, 0, g).copy()
+        y = layout.empty(xp, (N, C, OH, OW), x.dtype, layout.is_chwn(x))
+        xp.copyto(y, _offset(a, 0, 0, g))
         for t in range(1, kh * kw):
             i, j = divmod(t, kw)
             xp.maximum(y, _offset(a, i, j, g), out=y)
@@ -419,6 +435,18 @@ def pool(x, window=2, padding=0, stride=None, mode="max"):
     else:
         y /= _avg_counts(xp, g, y.dtype)
     return y
+
+
+def _in_order(xp, a, chwn):
+    """``a`` stored CHWN if ``chwn`` else C-contiguous: itself if it already is, else a copy.
+
+    Mixing memory orders makes every elementwise pass a strided gather,
+    several times slower than one copy."""
+    if (layout.is_chwn(a) if chwn else a.flags.c_contiguous):
+        return a
+    out = layout.empty(xp, a.shape, a.dtype, chwn)
+    xp.copyto(out, a)
+    return out
 
 
 def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
@@ -453,14 +481,19 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
         raise ValueError("pool_dx: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, C, OH, OW)))
     dtype = _float_dtype(dy.dtype, x.dtype)
+    chwn = layout.is_chwn(x)
+    dy = _in_order(xp, dy, chwn)
+    if y is not None:
+        y = _in_order(xp, y, chwn)
     overlap = sh < kh or sw < kw
     tiled = (ph == 0 and pw == 0 and sh == kh and sw == kw
              and OH * kh == H and OW * kw == W)
-    # the gradient of the padded input; every element is written exactly
-    # once when the windows tile x exactly, else start from zeros
+    # the gradient of the padded input, in x's memory order (so that every
+    # pass streams through both); every element is written exactly once
+    # when the windows tile x exactly, else start from zeros
     shape = (N, C, H + 2 * ph, W + 2 * pw)
-    dxp = xp.empty(shape, dtype=dtype) if tiled else xp.zeros(shape, dtype=dtype)
-    tmp = xp.empty((N, C, OH, OW), dtype=dtype) if overlap else None
+    dxp = layout.empty(xp, shape, dtype, chwn) if tiled else layout.full(xp, shape, 0, dtype, chwn)
+    tmp = layout.empty(xp, (N, C, OH, OW), dtype, chwn) if overlap else None
 
     def put(i, j, value_fn):
         dst = _offset(dxp, i, j, g)
@@ -474,8 +507,8 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
         if y is None:
             y = pool(x, window, padding, stride, mode)
         a = _padded(xp, x, ph, pw, _lowest(x.dtype))
-        hit = xp.empty((N, C, OH, OW), dtype=bool)
-        todo = xp.empty((N, C, OH, OW), dtype=bool)   # windows not yet routed
+        hit = layout.empty(xp, (N, C, OH, OW), bool, chwn)
+        todo = layout.empty(xp, (N, C, OH, OW), bool, chwn)   # windows not yet routed
         for t in range(kh * kw):
             i, j = divmod(t, kw)
             xp.equal(_offset(a, i, j, g), y, out=hit)
@@ -483,7 +516,8 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
                 xp.logical_not(hit, out=todo)
             else:
                 xp.logical_and(hit, todo, out=hit)    # first hit only
-                xp.greater(todo, hit, out=todo)       # todo and not hit
+                if t < kh * kw - 1:
+                    xp.greater(todo, hit, out=todo)   # todo and not hit
             put(i, j, lambda out: xp.multiply(dy, hit, out=out))
     else:
         if m == "avg":
@@ -495,5 +529,7 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
             i, j = divmod(t, kw)
             put(i, j, lambda out: xp.copyto(out, share))
     if ph or pw:
-        dxp = xp.ascontiguousarray(dxp[:, :, ph:ph + H, pw:pw + W])
+        inner = dxp[:, :, ph:ph + H, pw:pw + W]
+        dxp = layout.empty(xp, inner.shape, dtype, chwn)
+        xp.copyto(dxp, inner)
     return dxp

@@ -352,7 +352,9 @@ def mat(x):
     In knet_st's row-major NCHW layout the instances are axis 0, so
     ``mat(x) = x.reshape(x.shape[0], -1).T``: shape ``(C*H*W, N)``, ready for
     the tutorial's dense layers ``w @ mat(x) .+ b``.  (A 2-D ``(N, F)`` array
-    becomes ``(F, N)``.)  The result is a view where possible.
+    becomes ``(F, N)``.)  The result is a view where possible: of a
+    C-contiguous ``x``, and of an ``x`` stored instances-last, as
+    ``conv4`` and ``pool`` return them (:mod:`knet_st.runtime.layout`).
 
     Gradient: ``mat_dx(dy, x)``.
 
@@ -360,7 +362,10 @@ def mat(x):
 
         mat(np.zeros((100, 50, 4, 4))).shape     # (800, 100)
     """
-    return x.reshape(x.shape[0], -1).T
+    n = x.shape[0]
+    if x.ndim < 3 or x.flags.c_contiguous:
+        return x.reshape(n, -1).T
+    return x.transpose(tuple(range(1, x.ndim)) + (0,)).reshape(-1, n)
 
 
 def mat_dx(dy, x):

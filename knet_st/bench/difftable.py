@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from bench import problems
+from knet_st.bench import problems
 
 REPEATS = 3
 
@@ -66,13 +66,13 @@ def prefix(w, ops):
 def gradients():
     """(row label, gradient function or the exception that prevented it) per differentiating library."""
     try:
-        from bench import knet_col
+        from knet_st.bench import knet_col
         yield "+backprop (knet_st kt.grad)", knet_col.kt.grad(knet_col.mlp_quad_loss)
     except Exception as exc:
         yield "+backprop (knet_st kt.grad)", exc
     try:
         import autograd
-        from bench import models_autograd
+        from knet_st.bench import models_autograd
         yield "+backprop (autograd)", autograd.grad(models_autograd.mlp_quad_loss)
     except Exception as exc:
         yield "+backprop (autograd)", exc
@@ -80,7 +80,7 @@ def gradients():
 
 def run(quick):
     """The table's rows as records: {op, seconds, batches} or {op, reason, batches}."""
-    from bench.worker import reason
+    from knet_st.bench.worker import reason
 
     problem = problems.make("mlp", quick)
     w = problem.weights
@@ -88,7 +88,7 @@ def run(quick):
     data = [batches[i] for i in problem.order]
     rows = [(name, prefix(w, OPS[:k + 1])) for k, (name, _) in enumerate(OPS)]
     try:
-        from bench import knet_col
+        from knet_st.bench import knet_col
         primal = knet_col.kt.grad(knet_col.mlp_quad_loss).forward
         rows.append(("+saving (knet_st forward, what backprop reads kept)",
                      lambda x, y: primal(list(w), x, y)))

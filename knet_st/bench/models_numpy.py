@@ -21,7 +21,7 @@ finite differences in float64.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bench.problems import Impl, step_size
+from knet_st.bench.problems import Impl, step_size
 
 # --------------------------------------------------------------------------- shared pieces
 

@@ -2,13 +2,14 @@
 
 Each result is printed as one line ``BENCH_RESULT {json}`` on stdout.  The
 harness starts this module with the thread variables already in the
-environment; :func:`main` sets them again (before NumPy is imported) so that
-running it by hand gives the same conditions::
+environment; run by hand, it starts itself again with them set (importing
+the knet_st package has imported NumPy before any code here runs), so that
+it gives the same conditions::
 
-    python -m bench.worker --column numpy --models mlp --quick --threads 2
+    python -m knet_st.bench.worker --column numpy --models mlp --quick --threads 2
 
-This module imports nothing heavy at the top: NumPy and the frameworks are
-loaded only after the thread settings are in place.
+This module imports nothing heavy at the top: the frameworks are loaded only
+after the thread settings are in place.
 """
 
 import argparse
@@ -23,11 +24,11 @@ RESULT_PREFIX = "BENCH_RESULT "
 
 #: column name -> module implementing it (each has ``build(problem)`` and ``versions()``)
 COLUMNS = {
-    "knet_st": "bench.knet_col",
-    "numpy": "bench.models_numpy",
-    "autograd": "bench.models_autograd",
-    "torch": "bench.models_torch",
-    "jax": "bench.models_jax",
+    "knet_st": "knet_st.bench.knet_col",
+    "numpy": "knet_st.bench.models_numpy",
+    "autograd": "knet_st.bench.models_autograd",
+    "torch": "knet_st.bench.models_torch",
+    "jax": "knet_st.bench.models_jax",
 }
 
 
@@ -107,7 +108,7 @@ def timed_run(impl, problem, repeat=1):
 
 def run_column(column, models, quick, threads, repeat, verbose):
     """Benchmark *models* with one column, emitting a record per model."""
-    from bench import problems
+    from knet_st.bench import problems
 
     base = dict(column=column)
     try:
@@ -141,7 +142,7 @@ def run_column(column, models, quick, threads, repeat, verbose):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m knet_st.bench.worker", description=__doc__.splitlines()[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--column", choices=sorted(COLUMNS))
     what.add_argument("--diff", action="store_true", help="the cost-of-differentiation table")
@@ -158,7 +159,7 @@ def main(argv=None):
     if args.data:
         os.environ["KNET_ST_DATA"] = args.data
     if args.diff:
-        from bench import difftable
+        from knet_st.bench import difftable
         for record in difftable.run(args.quick):
             emit(record)
     else:
@@ -166,5 +167,25 @@ def main(argv=None):
     return 0
 
 
+def reexec_with_threads(argv):
+    """Start this module again with the thread variables set, if NumPy came in before them.
+
+    ``python -m knet_st.bench.worker`` imports the knet_st package, and with
+    it NumPy, before :func:`main` runs: OpenBLAS has then read its thread
+    count already, and only a fresh process can change it."""
+    threads = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--threads"), None)
+    if threads is None or not threads.isdigit() or "numpy" not in sys.modules:
+        return
+    env = thread_env(int(threads))
+    if all(os.environ.get(k) == v for k, v in env.items()) or os.environ.get("KNET_ST_BENCH_REEXEC"):
+        return
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, **env, KNET_ST_BENCH_REEXEC="1",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "knet_st.bench.worker", *argv], env)
+
+
 if __name__ == "__main__":
+    reexec_with_threads(sys.argv[1:])
     sys.exit(main())

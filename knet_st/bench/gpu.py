@@ -1,7 +1,7 @@
 """GPU columns of the benchmark: knet_st on CuPy arrays and PyTorch on CUDA.
 
-``python -m bench.gpu [--steps N] [--models ...]`` times the same problems as
-the CPU table (bench.problems: same weights, data and SGD), each column on the
+``python -m knet_st.bench.gpu [--steps N] [--models ...]`` times the same problems as
+the CPU table (knet_st.bench.problems: same weights, data and SGD), each column on the
 GPU, for N steps of each model after a warm-up step, and prints a Markdown
 table of milliseconds per step and the seconds the table's epochs would take.
 Needs CuPy (knet_st column) and/or PyTorch with CUDA (torch column); a missing
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from bench import problems
+from knet_st.bench import problems
 
 MODELS = ["linreg", "softmax", "mlp", "lenet", "charlm"]
 
@@ -23,7 +23,7 @@ def knet_gpu(problem):
     import cupy as cp
 
     import knet_st as kt
-    from bench import knet_col
+    from knet_st.bench import knet_col
     impl = knet_col.build(problem)
     batches = [kt.to_gpu(b) for b in impl.batches]
     init = impl.init
@@ -34,7 +34,7 @@ def knet_gpu(problem):
 def torch_gpu(problem):
     import torch
 
-    from bench import models_torch
+    from knet_st.bench import models_torch
     if not torch.cuda.is_available():
         raise RuntimeError("torch sees no CUDA device")
     impl = models_torch.build(problem)
@@ -74,7 +74,7 @@ def time_column(build, problem, steps):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m knet_st.bench.gpu", description=__doc__)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--pool", choices=["cupy", "knet"], default=None,

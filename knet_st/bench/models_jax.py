@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bench.problems import Impl
+from knet_st.bench.problems import Impl
 
 
 def versions():

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.problems import Impl
+from knet_st.bench.problems import Impl
 
 
 def configure(threads):

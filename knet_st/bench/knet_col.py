@@ -24,7 +24,7 @@ worker reports the column as skipped with the reason.
 import numpy as np
 
 import knet_st as kt
-from bench.problems import Impl, onehot, step_size
+from knet_st.bench.problems import Impl, onehot, step_size
 from knet_st.examples.charlm import lstm      # the example's LSTM cell, as in the tutorial
 
 

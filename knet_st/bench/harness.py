@@ -1,7 +1,7 @@
-"""The benchmark driver: ``python -m bench`` (and, later, ``knet-st bench``).
+"""The benchmark driver: ``python -m knet_st.bench`` or ``knet-st bench``.
 
 It runs each (model, column) cell in a fresh worker process
-(:mod:`bench.worker`) with the same thread settings, collects the measurements and writes the Knet
+(:mod:`knet_st.bench.worker`) with the same thread settings, collects the measurements and writes the Knet
 tutorial's benchmark table as Markdown (and the raw records as JSON beside
 it), then prints it.  A column whose library is missing or broken is shown
 as skipped, with the reason.
@@ -15,11 +15,14 @@ import platform
 import subprocess
 import sys
 
-from bench import problems
-from bench.worker import COLUMNS, RESULT_PREFIX, thread_env
+from knet_st.bench import problems
+from knet_st.bench.worker import COLUMNS, RESULT_PREFIX, thread_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(REPO, "bench", "results", "table.md")
+# The folder that holds this knet_st package (a checkout or site-packages): the
+# workers import the same knet_st as the harness, whatever the current folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Relative to the current folder, never beside the installed package.
+DEFAULT_OUT = os.path.join("bench-results", "table.md")
 LABELS = {"knet_st": "knet_st", "numpy": "NumPy by hand", "autograd": "autograd",
           "torch": "torch", "jax": "jax.jit"}
 PEERS = ("autograd", "torch", "jax")
@@ -34,9 +37,10 @@ NOTES = {
 }
 
 
-def parse_args(argv):
+def parse_args(argv, prog="python -m knet_st.bench"):
+    """The options, checked; *prog* names the command in usage messages."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench",
+        prog=prog,
         description="Time the Knet tutorial's models in knet_st, NumPy by hand, autograd, torch and JAX.")
     parser.add_argument("--models", default=",".join(problems.MODELS),
                         help="comma-separated subset of %(default)s")
@@ -76,13 +80,13 @@ def _choices(parser, flag, value, allowed):
 def worker_env(threads):
     env = dict(os.environ)
     env.update(thread_env(threads))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
     return env
 
 
 def run_worker(worker_args, threads, on_record):
-    """Run ``python -m bench.worker ARGS``; pass each record to *on_record*; return the exit code."""
-    cmd = [sys.executable, "-m", "bench.worker", *worker_args]
+    """Run ``python -m knet_st.bench.worker ARGS``; pass each record to *on_record*; return the exit code."""
+    cmd = [sys.executable, "-m", "knet_st.bench.worker", *worker_args]
     with subprocess.Popen(cmd, env=worker_env(threads), stdout=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout:
             if line.startswith(RESULT_PREFIX):
@@ -141,8 +145,8 @@ def collect(args):
 # --------------------------------------------------------------------------- reporting
 
 
-def machine():
-    """CPU model, core counts and OS, as one line."""
+def cpu_model():
+    """The CPU's model name (with its family and model numbers where known)."""
     cpu = {}
     try:
         with open("/proc/cpuinfo") as f:
@@ -156,7 +160,12 @@ def machine():
     model = cpu.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in cpu:
         model += f" (family {cpu['cpu family']}, model {cpu.get('model', '?')})"
-    return (f"{model}; {os.cpu_count()} logical CPUs, {len(os.sched_getaffinity(0))} usable; "
+    return model
+
+
+def machine():
+    """CPU model, core counts and OS, as one line."""
+    return (f"{cpu_model()}; {os.cpu_count()} logical CPUs, {len(os.sched_getaffinity(0))} usable; "
             f"{platform.system()} {platform.release()}")
 
 
@@ -216,7 +225,8 @@ def render(args, head, results, diff):
     lines = ["# knet_st benchmark: the Knet tutorial's models on this machine", ""]
     lines += [f"- {line}" for line in head] + [""]
 
-    lines += ["## Seconds to train (data in memory, float32, plain SGD)", ""]
+    lines += [f"## Seconds to train on {cpu_model()}, {args.threads} thread{'s' * (args.threads != 1)} "
+              "(data in memory, float32, plain SGD)", ""]
     rows = []
     for model in args.models:
         spec = problems.SPECS[model]
@@ -257,9 +267,9 @@ def render(args, head, results, diff):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    """Entry point of ``python -m bench``; returns the exit status."""
-    args = parse_args(argv)
+def main(argv=None, prog="python -m knet_st.bench"):
+    """Entry point of ``python -m knet_st.bench`` and ``knet-st bench``; returns the exit status."""
+    args = parse_args(argv, prog)
     if args.data and not os.path.isdir(args.data):
         print(f"bench: data folder {args.data!r} does not exist", file=sys.stderr)
         return 2

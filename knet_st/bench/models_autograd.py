@@ -20,7 +20,7 @@ import autograd.numpy as np
 from autograd import grad
 from autograd.scipy.special import logsumexp
 
-from bench.problems import Impl, onehot, step_size
+from knet_st.bench.problems import Impl, onehot, step_size
 
 
 def logp(x, axis=0):

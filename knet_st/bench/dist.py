@@ -1,4 +1,4 @@
-"""Data-parallel steps per second: ``python -m bench.dist``.
+"""Data-parallel steps per second: ``python -m knet_st.bench.dist``.
 
 Runs the tutorial's MLP and LeNet training step (``lossgradient`` then
 ``kt.distributed.update``) for a few steps on MNIST with 1 and 2 processes
@@ -7,7 +7,7 @@ so that a noisy machine hurts them alike; prints a Markdown table with
 steps per second, the split of a step between the gradient and the
 reduction+update, and the bytes each process sends per step.
 
-    python -m bench.dist --models mlp,lenet --procs 1,2 --steps 30 --repeat 3
+    python -m knet_st.bench.dist --models mlp,lenet --procs 1,2 --steps 30 --repeat 3
 """
 
 import argparse
@@ -94,7 +94,7 @@ def main(argv=None):
     results = {c: [] for c in configs}
     for _ in range(args.repeat):
         for model, n, mode in configs:
-            cmd = [sys.executable, "-m", "bench.dist", "--worker", "--model", model,
+            cmd = [sys.executable, "-m", "knet_st.bench.dist", "--worker", "--model", model,
                    "--mode", mode, "--steps", str(args.steps), "--warmup",
                    str(args.warmup), "--batchsize", str(args.batchsize),
                    "--bucket-kb", str(args.bucket_kb)]

@@ -16,13 +16,12 @@ warm-up, which is the most stable statistic on a shared machine.
 
 Usage::
 
-    PYTHONPATH=. python bench/bench_conv.py [--threads 2] [--reps 30] [--dtype float32]
-    PYTHONPATH=. python bench/bench_conv.py --gpu     # CuPy timings (needs a GPU)
+    python -m knet_st.bench.bench_conv [--threads 2] [--reps 30] [--dtype float32]
+    python -m knet_st.bench.bench_conv --gpu     # CuPy timings (needs a GPU)
 """
 
 import argparse
 import os
-import sys
 import time
 
 
@@ -42,7 +41,6 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread variables)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from knet_st.runtime import conv as kconv  # noqa: E402
 
 try:
