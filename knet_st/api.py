@@ -63,6 +63,7 @@ class GradFunction:
         self.value = value
         self._compiled, self._fkey = None, None
         self._shown = None          # the specialized code the last call ran
+        self._variants = {}         # signature: (generic code, its specialized code)
         functools.update_wrapper(self, fn, updated=())
         if verbose:
             print(self.source())
@@ -138,22 +139,28 @@ class GradFunction:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             args = tuple(bound.arguments.values())
+        key = signature(args) if _MODE != "off" else None
+        if key is not None:
+            # The fast path: this signature ran last time with the same code
+            # (a signature holds the ids of the functions passed).
+            hit = self._variants.get(key)
+            if hit is not None and hit[0] is self._compiled and deps_valid(hit[0].deps):
+                return self._run(hit[1], args)
         functions = {name: a for name, a in zip(self.target_signature.parameters, args)
                      if type(a) in _FUNCTION_TYPES} if any(
                          type(a) in _FUNCTION_TYPES for a in args) else {}
         compiled = self.compiled(functions)
         variants = compiled.variants
-        if variants is not None and _MODE != "off":
-            key = signature(args)
-            if key is not None:
-                variant = variants.get(key)
-                if variant is None and len(variants) < _VARIANTS:
-                    variant = self._specialize(compiled, key, args)
-                    if not isinstance(variant, Compiled):
-                        return variant
-                if variant is not None:
-                    self._shown = variant
-                    compiled = variant
+        if key is not None and variants is not None:
+            variant = variants.get(key)
+            if variant is None and len(variants) < _VARIANTS:
+                variant = self._specialize(compiled, key, args)
+                if not isinstance(variant, Compiled):
+                    return variant
+            if variant is not None:
+                self._shown = variant
+                self._variants[key] = (compiled, variant)
+                compiled = variant
         return self._run(compiled, args)
 
     def _specialize(self, compiled, key, args):
@@ -183,8 +190,9 @@ class GradFunction:
             raise
         finally:
             _TRAINING.reset(token)
-        if not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or \
-                getattr(getattr(out, "dtype", None), "kind", "f") == "c":
+        if type(out) not in _REAL_SCALARS and (
+                not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or
+                getattr(getattr(out, "dtype", None), "kind", "f") == "c"):
             raise TypeError(f"grad: {self.fn.__name__} must return a real scalar to be "
                             f"differentiated; it returned {type(out).__name__} with shape "
                             f"{np.shape(out)}")
@@ -205,6 +213,7 @@ class GradFunction:
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
 
 
+_REAL_SCALARS = frozenset([float, int, np.float64, np.float32, np.float16])
 _FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, np.ufunc)
 
 

@@ -450,6 +450,14 @@ def materialize(g, x):
         return g                                   # the common case, first
     if g is None:
         return zeros_like_tree(x)
+    if (kind is list or kind is tuple) and type(g) is dict:
+        out = []
+        for i, v in enumerate(x):                  # arrays of the right kind, first
+            e = g.get(i)
+            out.append(e if type(v) is np.ndarray and type(e) is np.ndarray and
+                       e.dtype == v.dtype and e.shape == v.shape and e.flags.writeable
+                       else materialize(e, v))
+        return out if kind is list else tuple(out)
     if kind is list or kind is tuple:
         get = as_container(g).get
         return kind([materialize(get(i), v) for i, v in enumerate(x)])

@@ -112,5 +112,9 @@ def observers(record):
         record.add(site, (np.ndim(a), np.ndim(b), type(g) is np.ndarray))
         return rt.matmul_grad_b(g, a, b)
 
-    return {"unbroadcast": unbroadcast, "getitem_grad": getitem_grad,
+    def method(site, function, x, *args, **kwargs):
+        record.add(site, type(x) is np.ndarray)
+        return function(x, *args, **kwargs)
+
+    return {"method": method, "unbroadcast": unbroadcast, "getitem_grad": getitem_grad,
             "matmul_grad_a": matmul_grad_a, "matmul_grad_b": matmul_grad_b}

@@ -24,6 +24,8 @@ import ast
 import copy
 import re
 
+import numpy as np
+
 from ..runtime import gradients as rt
 from ..runtime.observe import observers
 
@@ -41,11 +43,16 @@ class _Sites(ast.NodeTransformer):
         self.keys = {k: h for k, f in namespace.items()
                      for h, obj in HELPERS.items() if f is obj}
         self.rewrite = rewrite
+        self.namespace = namespace
         self.count = 0
 
     def visit_Call(self, node):
         self.generic_visit(node)
         helper = self.keys.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        if helper is None and _method_of(node.func, self.namespace) and node.args and \
+                not any(isinstance(a, ast.Starred) for a in node.args):
+            self.count += 1
+            return self.rewrite("method", self.count, node)
         if helper is None or node.keywords or len(node.args) != \
                 (2 if helper == "unbroadcast" else 4 if helper == "getitem_grad" else 3):
             return node
@@ -53,13 +60,37 @@ class _Sites(ast.NodeTransformer):
         return self.rewrite(helper, self.count, node)
 
 
+# NumPy functions that are a method of their first argument when it is an
+# array, the same but for NumPy's dispatch in Python (a microsecond a call)
+METHODS = {np.sum: "sum", np.mean: "mean", np.max: "max", np.min: "min", np.amax: "max",
+           np.amin: "min", np.prod: "prod", np.transpose: "transpose", np.var: "var",
+           np.std: "std", np.argmax: "argmax", np.argmin: "argmin", np.clip: "clip",
+           np.squeeze: "squeeze", np.ravel: "ravel", np.cumsum: "cumsum", np.any: "any",
+           np.all: "all", np.swapaxes: "swapaxes", np.diagonal: "diagonal"}
+
+
+def _method_of(func, namespace):
+    """The method name of ``func`` (a ``module.function`` node) if it is one of
+    :data:`METHODS`, else ``None``."""
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+        return None
+    module = namespace.get(func.value.id)
+    if module is None or type(module).__name__ != "module":
+        return None
+    try:
+        return METHODS.get(getattr(module, func.attr, None))
+    except TypeError:               # not hashable
+        return None
+
+
 def observing(module, record):
     """``module`` (a :class:`~.compiler.Module`) with each helper call site
     ``helper(args)`` turned into ``_kt_observe_helper(site, args)``, which
     records into ``record`` (a :class:`~knet_st.runtime.observe.Record`)."""
     def rewrite(helper, site, call):
+        args = [ast.Constant(site)] + ([call.func] if helper == "method" else []) + call.args
         return ast.copy_location(ast.Call(ast.Name(_OBSERVER + helper, ast.Load()),
-                                          [ast.Constant(site)] + call.args, []), call)
+                                          args, call.keywords), call)
 
     functions = _rewritten(module, rewrite)
     namespace = dict(module.namespace)
@@ -161,7 +192,15 @@ def _pure(node):
                               ast.unaryop, ast.Load)) for n in ast.walk(node))
 
 
-_REWRITES = {"unbroadcast": _unbroadcast, "matmul_grad_a": _matmul("a"),
+def _as_method(call, seen, namespace):
+    """``np.sum(x, ...)`` as ``x.sum(...)`` when ``x`` was an array."""
+    if seen is not True:
+        return None
+    return ast.Call(ast.Attribute(call.args[0], _method_of(call.func, namespace), ast.Load()),
+                    call.args[1:], call.keywords)
+
+
+_REWRITES = {"method": _as_method, "unbroadcast": _unbroadcast, "matmul_grad_a": _matmul("a"),
              "matmul_grad_b": _matmul("b"), "getitem_grad": _getitem}
 
 
