@@ -238,3 +238,63 @@ def test_numpy_functions_of_arrays_become_methods():
     assert "np.sum(xs)" in text           # a list: NumPy's function stays
     assert "np.sum(x)" not in text and "x.max(1, keepdims=True)" in text
     assert "np.transpose" not in text and "np.clip" not in text
+
+
+def recurrent(w, xs, h):
+    """Weight gradients accumulate over the steps (in place after the first)."""
+    total = 0.0
+    for t in range(len(xs)):
+        h = np.tanh(w[0] @ h + w[1] @ xs[t] + w[2])
+        total = total + np.sum(h * w[3]) + np.sum(w[2] * xs[t][:2])
+    return total
+
+
+def test_accumulation_over_a_loop_leaves_the_arguments_alone():
+    w = [rnd(2, 2), rnd(2, 3), rnd(2, 1), rnd(2, 1)]
+    xs = [rnd(3, 1) for _ in range(4)]
+    args = [w, xs, rnd(2, 1)]
+    before = copy.deepcopy(args)
+    g = kt.grad(recurrent)
+    check(g, recurrent, args)
+    for _ in range(2):
+        result = g(*args)              # the arguments themselves, not copies
+        for (_, a), (_, b) in zip(leaves(args), leaves(before)):
+            np.testing.assert_array_equal(a, b)
+    assert "_kt_accumulate_item(dw, 0, dw0)" in kt.source(g)
+    for r, e in zip(result, generic(recurrent, before)):
+        np.testing.assert_allclose(r, e)
+
+
+def aliased(w, x):
+    """The first contribution to dw[0] is also another value's adjoint."""
+    y = w[0] + w[0] * 2.0
+    z = np.sum(y * x) + np.sum(w[0] * x)
+    return z + np.sum(w[1] + w[0])
+
+
+def test_accumulation_never_writes_into_a_shared_adjoint():
+    args = [[rnd(3), rnd(3)], rnd(3)]
+    check(kt.grad(aliased), aliased, args)
+    check(kt.grad(aliased, wrt=(0, 1)), aliased, args, wrt=(0, 1))
+
+
+def test_in_place_accumulation_only_into_arrays_nothing_else_refers_to():
+    from knet_st.runtime.gradients import accumulate_item
+    mine = np.ones(3)
+    d = {0: mine}
+    accumulate_item(d, 0, np.ones(3))         # mine is still referred to here
+    assert d[0] is not mine and (mine == 1).all()
+    d = {0: np.ones(3)}
+    first = id(d[0])
+    accumulate_item(d, 0, np.ones(3))
+    assert id(d[0]) == first and (d[0] == 2).all()
+    base = np.ones(6)
+    d = {0: base[:3]}                         # a view: writing would change base
+    accumulate_item(d, 0, np.ones(3))
+    assert (base == 1).all() and (d[0] == 2).all()
+    d = {0: np.ones(3, np.float32)}
+    accumulate_item(d, 0, np.ones(3))         # would round to float32
+    assert d[0].dtype == np.float64
+    d = {0: np.ones((1, 3))}
+    accumulate_item(d, 0, np.ones((2, 3)))    # would not fit
+    assert d[0].shape == (2, 3)

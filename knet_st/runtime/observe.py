@@ -90,7 +90,7 @@ def observers(record):
     and returns what the helper returns."""
 
     def unbroadcast(site, g, x):
-        record.add(site, (_shape(g), _shape(x)))
+        record.add(site, unbroadcast_plan(_shape(g), _shape(x)))
         return rt.unbroadcast(g, x)
 
     def getitem_grad(site, dx, x, index, dy):
@@ -118,3 +118,25 @@ def observers(record):
 
     return {"method": method, "unbroadcast": unbroadcast, "getitem_grad": getitem_grad,
             "matmul_grad_a": matmul_grad_a, "matmul_grad_b": matmul_grad_b}
+
+
+def unbroadcast_plan(g, x):
+    """What ``unbroadcast(g, x)`` does for these shapes, in a form the same for
+    every execution that does the same: ``"same"`` (returns ``g``), a sum
+    ``(axes, keepdims, shape to reshape to or None)``, or ``None`` (anything
+    else: a spread, an index or container adjoint)."""
+    (gkind, gshape), (xkind, xshape) = g, x
+    if "other" in (gkind, xkind):
+        return None
+    if gshape == xshape:
+        return "same"
+    if gkind != "array" or xkind != "array":
+        return None
+    extra = len(gshape) - len(xshape)
+    if extra < 0 or any(n != 1 and m == 1 for n, m in zip(xshape, gshape[extra:])):
+        return None
+    inner = tuple(i + extra for i, n in enumerate(xshape) if n == 1 and gshape[i + extra] != 1)
+    axes = tuple(range(extra)) + inner
+    if extra == 0:
+        return (axes, True, None)
+    return (axes, False, xshape if inner else None)

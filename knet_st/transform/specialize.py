@@ -27,12 +27,13 @@ import re
 import numpy as np
 
 from ..runtime import gradients as rt
-from ..runtime.observe import observers
+from ..runtime.observe import observers, unbroadcast_plan  # noqa: F401
 
 HELPERS = {"unbroadcast": rt.unbroadcast, "getitem_grad": rt.getitem_grad,
            "matmul_grad_a": rt.matmul_grad_a, "matmul_grad_b": rt.matmul_grad_b}
 _OBSERVER = "_kt_observe_"
 _DICT = "_kt_dict"
+_ACCUMULATE = "_kt_accumulate_item"
 
 
 class _Sites(ast.NodeTransformer):
@@ -103,9 +104,13 @@ def specialized(module, record):
     thing at each execution rewritten for it, and the saved shapes no
     backward function reads any more removed."""
     def rewrite(helper, site, call):
-        seen = record.single(site)
-        if seen is None:
+        seen = record.every(site)
+        if not seen or None in seen:
             return call
+        if helper != "getitem_grad":
+            if len(seen) != 1:
+                return call
+            seen = next(iter(seen))
         new = _REWRITES[helper](call, seen, module.namespace)
         return call if new is None else ast.copy_location(new, call)
 
@@ -119,6 +124,7 @@ def specialized(module, record):
             _drop_unread_saves(byname[fwd], byname[bwd])
     namespace = dict(module.namespace)
     namespace[_DICT] = dict
+    namespace[_ACCUMULATE] = rt.accumulate_item
     return module._replace(functions=functions, namespace=namespace)
 
 
@@ -135,26 +141,16 @@ def _rewritten(module, rewrite):
 # --------------------------------------------------------------------------- rewrites
 
 
-def _unbroadcast(call, seen, namespace):
-    (gkind, gshape), (xkind, xshape) = seen
-    if "other" in (gkind, xkind):
-        return None
+def _unbroadcast(call, plan, namespace):
+    """``g``, or ``g`` summed as ``plan`` (see
+    :func:`~knet_st.runtime.observe.unbroadcast_plan`) says."""
     g = call.args[0]
-    if gshape == xshape:
+    if plan == "same":
         return g
-    if gkind != "array" or xkind != "array":
-        return None
-    extra = len(gshape) - len(xshape)
-    if extra < 0 or any(n != 1 and m == 1 for n, m in zip(xshape, gshape[extra:])):
-        return None
-    inner = tuple(i + extra for i, n in enumerate(xshape) if n == 1 and gshape[i + extra] != 1)
-    axes = tuple(range(extra)) + inner
-    if extra == 0:
-        return _method(g, "sum", [], axis=_const(axes), keepdims=ast.Constant(True))
-    total = _method(g, "sum", [], axis=_const(axes))
-    if not inner:
-        return total
-    return _method(total, "reshape", [_const(xshape)])
+    axes, keepdims, shape = plan
+    total = _method(g, "sum", [], axis=_const(axes),
+                    **({"keepdims": ast.Constant(True)} if keepdims else {}))
+    return _method(total, "reshape", [_const(shape)]) if shape is not None else total
 
 
 def _matmul(which):
@@ -170,20 +166,21 @@ def _matmul(which):
 
 
 def _getitem(call, seen, namespace):
-    """A guarded dict store for ``dx = getitem_grad(dx, x, i, dy)``: attached to
-    the call for :meth:`_Sites.visit_Assign` to put in the statement's place."""
+    """A chain of guarded dict operations for ``dx = getitem_grad(dx, x, i,
+    dy)``, one per state of ``dx`` seen: attached to the call for
+    :class:`_Stores` to put in the statement's place."""
     dx, x, index, dy = call.args
-    if seen is None or seen[0] == "present" or not all(
+    if len({(n, length) for _, n, length in seen}) != 1 or not all(
             isinstance(a, ast.Name) for a in (dx, x, dy)) or not _pure(index):
         return None
-    state, nonnegative, length = seen
+    _, nonnegative, length = next(iter(seen))
     if nonnegative:
         key = index
     elif isinstance(index, ast.Constant) and type(index.value) is int:
         key = ast.Constant(index.value + length)
     else:
         return None
-    call._kt_store = (state, key)
+    call._kt_store = ({state for state, _, _ in seen}, key)
     return call
 
 
@@ -214,22 +211,30 @@ class _Stores(ast.NodeTransformer):
         if store is None or len(node.targets) != 1 or not isinstance(
                 node.targets[0], ast.Name) or node.targets[0].id != call.args[0].id:
             return node
-        state, key = store
+        states, key = store
         dx = call.args[0].id
         dy = call.args[3]
-        if state == "none":      # dx = {k: dy} if dx is None else getitem_grad(...)
-            value = ast.IfExp(ast.Compare(_load(dx), [ast.Is()], [ast.Constant(None)]),
-                              ast.Dict([copy.deepcopy(key)], [copy.deepcopy(dy)]), call)
-            return ast.copy_location(ast.Assign([_store(dx)], value), node)
-        # if dx.__class__ is dict and k not in dx: dx[k] = dy
-        # else: dx = getitem_grad(...)
-        test = ast.BoolOp(ast.And(), [
-            ast.Compare(ast.Attribute(_load(dx), "__class__", ast.Load()),
-                        [ast.Is()], [_load(_DICT)]),
-            ast.Compare(copy.deepcopy(key), [ast.NotIn()], [_load(dx)])])
-        write = ast.Assign([ast.Subscript(_load(dx), copy.deepcopy(key), ast.Store())],
-                           copy.deepcopy(dy))
-        return ast.copy_location(ast.If(test, [write], [node]), node)
+        is_dict = ast.Compare(ast.Attribute(_load(dx), "__class__", ast.Load()),
+                              [ast.Is()], [_load(_DICT)])
+        chain = [node]                        # the helper, for any other state
+        if "present" in states:               # accumulate_item(dx, k, dy)
+            test = ast.BoolOp(ast.And(), [copy.deepcopy(is_dict), ast.Compare(
+                copy.deepcopy(key), [ast.In()], [_load(dx)])])
+            chain = [ast.If(test, [ast.Expr(ast.Call(_load(_ACCUMULATE), [
+                _load(dx), copy.deepcopy(key), copy.deepcopy(dy)], []))], chain)]
+        if "absent" in states:                # dx[k] = dy
+            test = ast.BoolOp(ast.And(), [copy.deepcopy(is_dict), ast.Compare(
+                copy.deepcopy(key), [ast.NotIn()], [_load(dx)])])
+            chain = [ast.If(test, [ast.Assign([ast.Subscript(
+                _load(dx), copy.deepcopy(key), ast.Store())], copy.deepcopy(dy))], chain)]
+        if "none" in states:                  # dx = {k: dy}
+            test = ast.Compare(_load(dx), [ast.Is()], [ast.Constant(None)])
+            make = ast.Assign([_store(dx)], ast.Dict([copy.deepcopy(key)], [copy.deepcopy(dy)]))
+            if chain == [node]:
+                return ast.copy_location(ast.Assign([_store(dx)], ast.IfExp(
+                    test, make.value, call)), node)
+            chain = [ast.If(test, [make], chain)]
+        return [ast.copy_location(s, node) for s in chain]
 
 
 def _load(name):
