@@ -15,6 +15,7 @@ from .runtime.gradients import materialize
 from .runtime.nn import _TRAINING
 from .runtime.observe import Record, signature
 from .transform import specialize
+from .transform.dead_value import NO_VALUE
 from .transform.compiler import Compiled, Compiler, deps_valid, emit
 from .transform.registry import gradient_makers, nondifferentiable
 
@@ -152,7 +153,7 @@ class GradFunction:
         compiled = self.compiled(functions)
         variants = compiled.variants
         if key is not None and variants is not None:
-            variant = variants.get(key)
+            variant = variants.get((self.value, key))
             if variant is None and len(variants) < _VARIANTS:
                 variant = self._specialize(compiled, key, args)
                 if not isinstance(variant, Compiled):
@@ -173,9 +174,9 @@ class GradFunction:
         observing = emit(specialize.observing(compiled.module, record), compiled.deps, {})
         first = _MODE == "first"
         result = self._run(observing, copy.deepcopy(args) if first else args)
-        variant = emit(specialize.specialized(compiled.module, record), compiled.deps,
-                       compiled.variants)
-        compiled.variants[key] = variant
+        variant = emit(specialize.specialized(compiled.module, record, self.value),
+                       compiled.deps, compiled.variants)
+        compiled.variants[(self.value, key)] = variant
         self._shown = variant
         return variant if first else result
 
@@ -190,7 +191,7 @@ class GradFunction:
             raise
         finally:
             _TRAINING.reset(token)
-        if type(out) not in _REAL_SCALARS and (
+        if type(out) not in _REAL_SCALARS and out is not NO_VALUE and (
                 not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or
                 getattr(getattr(out, "dtype", None), "kind", "f") == "c"):
             raise TypeError(f"grad: {self.fn.__name__} must return a real scalar to be "

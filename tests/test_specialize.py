@@ -298,3 +298,38 @@ def test_in_place_accumulation_only_into_arrays_nothing_else_refers_to():
     d = {0: np.ones((1, 3))}
     accumulate_item(d, 0, np.ones((2, 3)))    # would not fit
     assert d[0].shape == (2, 3)
+
+
+def classifier(w, x, labels):
+    scores = w[0] @ x + w[1]
+    return kt.nll(scores, labels) + 0.5 * np.sum(w[0] ** 2)
+
+
+def side_effects(w, log):
+    y = np.sum(np.tanh(w) ** 2)
+    log.append(len(log))
+    z = y * 2.0
+    return z
+
+
+def test_grad_does_not_compute_the_value_value_and_grad_does():
+    w, x, labels = [rnd(3, 4), rnd(3, 1)], rnd(4, 5), np.array([0, 2, 1, 1, 0])
+    g = kt.grad(classifier)
+    check(g, classifier, [w, x, labels])
+    text = kt.source(g)
+    assert "_kt_no_value" in text and "_kt_check_nll(scores, labels)" in text
+    assert "kt.nll(" not in text
+    vg = kt.value_and_grad(classifier)
+    for _ in range(3):
+        value, grads = vg(w, x, labels)
+        assert np.isclose(value, classifier(w, x, labels))
+        for a, b in zip(grads, generic(classifier, [w, x, labels])):
+            np.testing.assert_allclose(a, b)
+    assert "kt.nll(" in kt.source(vg)
+    with pytest.raises(ValueError, match="0-based"):
+        g(w, x, labels - 1)                    # the labels are still checked
+    log = []
+    g = kt.grad(side_effects)
+    for _ in range(3):
+        g(rnd(2), log)
+    assert log == [0, 1, 2]

@@ -27,6 +27,7 @@ import re
 import numpy as np
 
 from ..runtime import gradients as rt
+from .dead_value import drop_value
 from ..runtime.observe import observers, unbroadcast_plan  # noqa: F401
 
 HELPERS = {"unbroadcast": rt.unbroadcast, "getitem_grad": rt.getitem_grad,
@@ -99,10 +100,12 @@ def observing(module, record):
     return module._replace(functions=functions, namespace=namespace)
 
 
-def specialized(module, record):
+def specialized(module, record, value=True):
     """``module`` with every helper call site that ``record`` saw do the same
     thing at each execution rewritten for it, and the saved shapes no
-    backward function reads any more removed."""
+    backward function reads any more removed; without ``value``, the
+    top-level forward function does not compute the function's value
+    (:mod:`.dead_value`)."""
     def rewrite(helper, site, call):
         seen = record.every(site)
         if not seen or None in seen:
@@ -123,6 +126,8 @@ def specialized(module, record):
         if fwd in byname and bwd in byname:
             _drop_unread_saves(byname[fwd], byname[bwd])
     namespace = dict(module.namespace)
+    if not value:
+        namespace.update(drop_value(functions, namespace, module.forward))
     namespace[_DICT] = dict
     namespace[_ACCUMULATE] = rt.accumulate_item
     return module._replace(functions=functions, namespace=namespace)
