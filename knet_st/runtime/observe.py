@@ -17,6 +17,7 @@ from . import gradients as rt
 
 _SCALARS = (int, bool, str, type(None))
 _PLAIN = (float, complex)
+_ARRAY = np.ndarray
 _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, np.ufunc)
 
 
@@ -25,7 +26,7 @@ def signature(args):
     ``None`` when an argument holds something it cannot see into (an object
     whose attributes may hold arrays of any shape, an array of another module)."""
     try:
-        return tuple([_key(a) for a in args])
+        return tuple([(a.shape, a.dtype) if type(a) is _ARRAY else _key(a) for a in args])
     except _Unknown:
         return None
 
@@ -39,7 +40,7 @@ def _key(a):
     if kind is np.ndarray:
         return (a.shape, a.dtype)
     if kind is list or kind is tuple:
-        return (kind, tuple([_key(v) for v in a]))
+        return (kind, tuple([(v.shape, v.dtype) if type(v) is _ARRAY else _key(v) for v in a]))
     if kind in _SCALARS:
         return (kind, a)
     if kind in _PLAIN:
