@@ -1,7 +1,9 @@
 """The public entry points: ``grad``, ``value_and_grad``, ``source``."""
 
 import collections
+import copy
 import functools
+import os
 import inspect
 import linecache
 import types
@@ -11,11 +13,18 @@ import numpy as np
 from .errors import TransformError
 from .runtime.gradients import materialize
 from .runtime.nn import _TRAINING
-from .transform.compiler import Compiler, deps_valid
+from .runtime.observe import Record, signature
+from .transform import specialize
+from .transform.dead_value import NO_VALUE
+from .transform.compiler import Compiled, Compiler, deps_valid, emit
 from .transform.registry import gradient_makers, nondifferentiable
 
 _CACHE_SIZE = 256
 _cache = collections.OrderedDict()     # the most recently compiled gradients
+# Shape specialization (transform/specialize.py): "on" (the default: from the
+# second call with a signature on), "off", or "first" (tests: from the first).
+_MODE = os.environ.get("KNET_ST_SPECIALIZE", "on")
+_VARIANTS = 8          # argument signatures specialized per gradient; others run generic
 
 
 class GradFunction:
@@ -54,6 +63,8 @@ class GradFunction:
         self.verbose = verbose
         self.value = value
         self._compiled, self._fkey = None, None
+        self._shown = None          # the specialized code the last call ran
+        self._variants = {}         # signature: (generic code, its specialized code)
         functools.update_wrapper(self, fn, updated=())
         if verbose:
             print(self.source())
@@ -101,8 +112,15 @@ class GradFunction:
         return {}
 
     def source(self):
-        """The generated Python source of the forward and backward functions."""
-        return self.compiled()[2]
+        """The generated Python source of the forward and backward functions:
+        after a call, the code specialized for that call's argument shapes."""
+        compiled = self.compiled()
+        shown = self._shown
+        if shown is not None and compiled.variants is not None and \
+                any(v is shown for v in compiled.variants.values()):
+            return ("# specialized for the shapes of the last call's arguments\n"
+                    + shown.source)
+        return compiled.source
 
     @property
     def forward(self):
@@ -122,27 +140,67 @@ class GradFunction:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             args = tuple(bound.arguments.values())
+        key = signature(args) if _MODE != "off" else None
+        if key is not None:
+            # The fast path: this signature ran last time with the same code
+            # (a signature holds the ids of the functions passed).
+            hit = self._variants.get(key)
+            if hit is not None and hit[0] is self._compiled and deps_valid(hit[0].deps):
+                return self._run(hit[1], args)
         functions = {name: a for name, a in zip(self.target_signature.parameters, args)
                      if type(a) in _FUNCTION_TYPES} if any(
                          type(a) in _FUNCTION_TYPES for a in args) else {}
-        fwd, bwd = self.compiled(functions)[:2]
+        compiled = self.compiled(functions)
+        variants = compiled.variants
+        if key is not None and variants is not None:
+            variant = variants.get((self.value, key))
+            if variant is None and len(variants) < _VARIANTS:
+                variant = self._specialize(compiled, key, args)
+                if not isinstance(variant, Compiled):
+                    return variant
+            if variant is not None:
+                self._shown = variant
+                self._variants[key] = (compiled, variant)
+                compiled = variant
+        return self._run(compiled, args)
+
+    def _specialize(self, compiled, key, args):
+        """The first call with argument signature ``key``: runs code that records
+        what its helper calls see, and keeps the code rewritten for it
+        (:mod:`.transform.specialize`).  Returns this call's result, or with
+        ``KNET_ST_SPECIALIZE=first`` (for tests) the specialized code, which
+        then runs this call too (the recording run gets a copy of ``args``)."""
+        record = Record()
+        observing = emit(specialize.observing(compiled.module, record), compiled.deps, {})
+        first = _MODE == "first"
+        result = self._run(observing, copy.deepcopy(args) if first else args)
+        variant = emit(specialize.specialized(compiled.module, record, self.value),
+                       compiled.deps, compiled.variants)
+        compiled.variants[(self.value, key)] = variant
+        self._shown = variant
+        return variant if first else result
+
+    def _run(self, compiled, args):
+        """Runs a compiled forward and backward function on ``args``: the result
+        of a call."""
         token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
         try:
-            out, saved = fwd(*args)
+            out, saved = compiled.forward(*args)
         except Exception as exc:
-            _note_generated(exc, self._compiled.lines)
+            _note_generated(exc, compiled.lines)
             raise
         finally:
             _TRAINING.reset(token)
-        if not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or \
-                getattr(getattr(out, "dtype", None), "kind", "f") == "c":
+        if type(out) not in _REAL_SCALARS and out is not NO_VALUE and (
+                not (isinstance(out, (float, int)) or getattr(out, "shape", None) == ()) or
+                getattr(getattr(out, "dtype", None), "kind", "f") == "c"):
             raise TypeError(f"grad: {self.fn.__name__} must return a real scalar to be "
                             f"differentiated; it returned {type(out).__name__} with shape "
                             f"{np.shape(out)}")
         try:
-            grads = bwd(saved, 1.0)
+            grads = compiled.backward(saved, 1.0)
         except Exception as exc:
-            _note_generated(exc, self._compiled.lines)
+            _note_generated(exc, compiled.lines)
             raise
         if self.single:
             result = materialize(grads, args[self.target_wrt[0]])
@@ -156,6 +214,7 @@ class GradFunction:
         return f"<knet_st gradient of {self.fn.__qualname__} wrt {self.wrt}>"
 
 
+_REAL_SCALARS = frozenset([float, int, np.float64, np.float32, np.float16])
 _FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, np.ufunc)
 
 

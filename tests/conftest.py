@@ -4,6 +4,11 @@ import os
 
 import pytest
 
+# Gradients run their shape-specialized code from the first call on (the
+# default is from the second call with an argument signature): every
+# gradient the suite checks then checks the specialized code too.
+os.environ.setdefault("KNET_ST_SPECIALIZE", "first")
+
 
 @pytest.fixture
 def cp():

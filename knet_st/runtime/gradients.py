@@ -14,6 +14,7 @@ Everything here works on any array module that follows the NumPy API.
 """
 
 import numbers
+from sys import getrefcount
 
 import numpy as np
 
@@ -150,6 +151,22 @@ def getitem_grad(dx, x, index, dy):
         dx.pieces.append(piece)
         return dx
     return IndexGrad(x, dx, [piece])
+
+
+def accumulate_item(dx, key, dy):
+    """``dx[key] += dy`` for a container adjoint ``dx`` (a dict) that has
+    ``key``: in place when ``dx[key]`` is an array that owns its memory and
+    that nothing but ``dx`` refers to (an array an earlier accumulation
+    made), else into a new array."""
+    v = dx[key]
+    if type(dy) is IndexGrad:
+        dy = dy.dense()
+    if type(v) is np.ndarray and type(dy) is np.ndarray and v.base is None and \
+            getrefcount(v) <= 3 and v.shape == dy.shape and v.dtype == dy.dtype and \
+            v.flags.writeable:
+        v += dy             # 3 references: dx's, v's and getrefcount's argument
+    else:
+        dx[key] = add(v, dy)
 
 
 def _elements(g):
@@ -452,6 +469,14 @@ def materialize(g, x):
         return g                                   # the common case, first
     if g is None:
         return zeros_like_tree(x)
+    if (kind is list or kind is tuple) and type(g) is dict:
+        out = []
+        for i, v in enumerate(x):                  # arrays of the right kind, first
+            e = g.get(i)
+            out.append(e if type(v) is np.ndarray and type(e) is np.ndarray and
+                       e.dtype == v.dtype and e.shape == v.shape and e.flags.writeable
+                       else materialize(e, v))
+        return out if kind is list else tuple(out)
     if kind is list or kind is tuple:
         get = as_container(g).get
         return kind([materialize(get(i), v) for i, v in enumerate(x)])

@@ -347,31 +347,58 @@ class Compiler:
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:
             fill_positions(function, origin)
-        source = ast.unparse(ast.Module(body=[f for f, _ in self.functions],
-                                        type_ignores=[])) + "\n"
-        namespace = {k: v for k, v in self.ns.values.items() if v is not None}
-        lines = {}
-        for function, origin in self.functions:
-            exec(compile_function(function, origin), namespace)
-            lines[function.name] = (origin.filename, lines_of(function))
         unique = {}
         for env_deps in self.deps:
             for where, name, expected in env_deps:
                 unique[(id(where), name)] = (where, name, expected)
-        deps = list(unique.values())
-        return Compiled(namespace[fwd], namespace[bwd], source, deps, lines)
+        module = Module(self.functions, {k: v for k, v in self.ns.values.items()
+                                         if v is not None},
+                        fwd, bwd, [p for p in self.jobs.values()])
+        return emit(module, list(unique.values()))
+
+
+class Module(NamedTuple):
+    """A generated module before compilation: its functions (each with the
+    user source it comes from), the namespace they run in, the names of the
+    top-level forward and backward functions, and every (forward, backward)
+    pair of names."""
+    functions: list
+    namespace: dict
+    forward: str
+    backward: str
+    pairs: list
+
+
+def emit(module, deps, variants=None):
+    """A :class:`Compiled` gradient from a :class:`Module` (left untouched):
+    its functions unparsed (the source) and compiled under their user's
+    file names.  ``variants`` is the dictionary of shape-specialized
+    versions, shared with the generic one (a new one by default)."""
+    source = ast.unparse(ast.Module(body=[f for f, _ in module.functions],
+                                    type_ignores=[])) + "\n"
+    namespace = dict(module.namespace)
+    lines = {}
+    for function, origin in module.functions:
+        exec(compile_function(function, origin), namespace)
+        lines[function.name] = (origin.filename, lines_of(function))
+    return Compiled(namespace[module.forward], namespace[module.backward], source, deps,
+                    lines, module, {} if variants is None else variants)
 
 
 class Compiled(NamedTuple):
     """A compiled gradient: the forward and backward functions, the generated
     source, the names it resolved (see :func:`deps_valid`), and for each
     generated function its user's file and the generated statements of
-    each user line (``lines[name] = (filename, {line: [statement text]})``)."""
+    each user line (``lines[name] = (filename, {line: [statement text]})``),
+    the :class:`Module` it was compiled from and its shape-specialized
+    versions (see :mod:`.specialize`) by argument signature."""
     forward: object
     backward: object
     source: str
     deps: list
     lines: dict
+    module: Module = None
+    variants: dict = None
 
 
 def lines_of(function):

@@ -9,6 +9,11 @@ their forward and backward functions as one module::
           → varargs                                               front_end
     effects → activity → prepare → reverse → assemble → optimize  back_end
     emit                                                          Compiler.compile_top
+    observe → specialize → dead value → emit, per signature       GradFunction._specialize
+
+The last line is :mod:`.specialize`: the emitted module, run once with its
+helper calls recorded, rewritten for the shapes that call saw (and for a
+``grad``, :mod:`.dead_value`: the loss itself is not computed).
 """
 
 import copy
