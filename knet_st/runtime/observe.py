@@ -91,7 +91,10 @@ def observers(record):
     and returns what the helper returns."""
 
     def unbroadcast(site, g, x):
-        record.add(site, unbroadcast_plan(_shape(g), _shape(x)))
+        gshape, xshape = _shape(g), _shape(x)
+        plan = unbroadcast_plan(gshape, xshape)
+        record.add(site, None if plan is None else
+                   (plan, gshape[1] if gshape[0] == "array" else None, xshape[1]))
         return rt.unbroadcast(g, x)
 
     def getitem_grad(site, dx, x, index, dy):

@@ -15,6 +15,8 @@ import types
 
 import numpy as np
 
+from .registry import mutated_argument, rule_for
+
 from ..runtime import nn
 from ..runtime.backend import get_array_module
 
@@ -115,6 +117,9 @@ def _pure_call(call, namespace):
             any(isinstance(a, ast.Starred) for a in call.args):
         return None
     func = call.func
+    if isinstance(func, ast.Name) and func.id in ("type", "getattr") and \
+            func.id not in namespace:
+        return True                            # the guards specialize writes
     if isinstance(func, ast.Name):
         obj = namespace.get(func.id)
     elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
@@ -134,6 +139,8 @@ def _pure_call(call, namespace):
             return True
         if obj in PURE:
             return PURE[obj] or True
+        if rule_for(obj) is not None and mutated_argument(obj) is None:
+            return True            # a primitive with an adjoint is a function of its inputs
     except TypeError:
         pass
     return None

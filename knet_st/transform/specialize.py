@@ -10,7 +10,8 @@ site; :func:`specialized` then rewrites each site that saw the same thing
 at every execution (in a loop whose shapes change, a site stays generic):
 
 * ``unbroadcast(g, x)`` becomes ``g``, ``g.sum(axis=..., keepdims=True)``
-  or ``g.sum(axis=...).reshape(...)``;
+  or ``g.sum(axis=...).reshape(...)``, guarded by a comparison of shapes
+  (those that depend on array values may change with the same signature);
 * ``matmul_grad_a(g, a, b)`` of matrices becomes ``g @ b.T`` (``_b``:
   ``a.T @ g``);
 * ``dx = getitem_grad(dx, x, i, dy)`` on a list or tuple becomes a dict
@@ -35,6 +36,8 @@ HELPERS = {"unbroadcast": rt.unbroadcast, "getitem_grad": rt.getitem_grad,
 _OBSERVER = "_kt_observe_"
 _DICT = "_kt_dict"
 _ACCUMULATE = "_kt_accumulate_item"
+_HELD = "_kt_g"           # the adjoint a guarded unbroadcast site holds
+_NDARRAY = "_kt_ndarray"
 
 
 class _Sites(ast.NodeTransformer):
@@ -110,6 +113,9 @@ def specialized(module, record, value=True):
         seen = record.every(site)
         if not seen or None in seen:
             return call
+        if helper == "unbroadcast":
+            new = _unbroadcast(call, seen)
+            return call if new is None else ast.copy_location(new, call)
         if helper != "getitem_grad":
             if len(seen) != 1:
                 return call
@@ -129,6 +135,7 @@ def specialized(module, record, value=True):
     if not value:
         namespace.update(drop_value(functions, namespace, module.forward))
     namespace[_DICT] = dict
+    namespace[_NDARRAY] = np.ndarray
     namespace[_ACCUMULATE] = rt.accumulate_item
     return module._replace(functions=functions, namespace=namespace)
 
@@ -146,16 +153,48 @@ def _rewritten(module, rewrite):
 # --------------------------------------------------------------------------- rewrites
 
 
-def _unbroadcast(call, plan, namespace):
-    """``g``, or ``g`` summed as ``plan`` (see
-    :func:`~knet_st.runtime.observe.unbroadcast_plan`) says."""
-    g = call.args[0]
-    if plan == "same":
-        return g
-    axes, keepdims, shape = plan
-    total = _method(g, "sum", [], axis=_const(axes),
-                    **({"keepdims": ast.Constant(True)} if keepdims else {}))
-    return _method(total, "reshape", [_const(shape)]) if shape is not None else total
+def _shape_of(node):
+    """``getattr(node, 'shape', ())``: an array's or a Shape's shape, ``()``
+    for a number."""
+    return ast.Call(ast.Name("getattr", ast.Load()),
+                    [node, ast.Constant("shape"), _const(())], [])
+
+
+def _unbroadcast(call, seen):
+    """``g``, or ``g`` summed as the plan every execution of the site saw (see
+    :func:`~knet_st.runtime.observe.unbroadcast_plan`), guarded: shapes that
+    depend on the values of arrays (a boolean mask, ``np.nonzero``) may differ
+    between calls with the same signature, and then the helper runs::
+
+        (_kt_g if (_kt_g := g).shape == x.shape else unbroadcast(_kt_g, x))
+    """
+    g, x = call.args
+    plans = {plan for plan, _, _ in seen}
+    if len(plans) != 1 or not isinstance(x, (ast.Name, ast.Constant)):
+        return None
+    plan = plans.pop()
+    held = ast.Name(_HELD, ast.Load())
+    first = _shape_of(ast.NamedExpr(ast.Name(_HELD, ast.Store()), g))
+    if plan == "same" and {(gs, xs) for _, gs, xs in seen} <= {((), ()), (None, ())}:
+        # a scalar's adjoint (the loss's, a reduction's): ``g`` while it is one
+        test = ast.Compare(first, [ast.Eq()], [_const(())])
+        fast = held
+    elif plan == "same":            # right whatever the shapes, if they are equal
+        test = ast.Compare(first, [ast.Eq()], [_shape_of(x)])
+        fast = held
+    else:                           # right for the shapes seen
+        shapes = {(gs, xs) for _, gs, xs in seen}
+        if len(shapes) != 1:
+            return None
+        gs, xs = shapes.pop()
+        test = ast.BoolOp(ast.And(), [ast.Compare(first, [ast.Eq()], [_const(gs)]),
+                                      ast.Compare(_shape_of(x), [ast.Eq()], [_const(xs)])])
+        axes, keepdims, shape = plan
+        fast = _method(held, "sum", [], axis=_const(axes),
+                       **({"keepdims": ast.Constant(True)} if keepdims else {}))
+        if shape is not None:
+            fast = _method(fast, "reshape", [_const(shape)])
+    return ast.IfExp(test, fast, ast.Call(call.func, [held, x], []))
 
 
 def _matmul(which):
@@ -195,14 +234,19 @@ def _pure(node):
 
 
 def _as_method(call, seen, namespace):
-    """``np.sum(x, ...)`` as ``x.sum(...)`` when ``x`` was an array."""
-    if seen is not True:
+    """``np.sum(x, ...)`` as ``x.sum(...)`` when ``x`` was an array, and is
+    (``type(x) is ndarray``; the function otherwise)."""
+    x = call.args[0]
+    if seen is not True or not isinstance(x, ast.Name):
         return None
-    return ast.Call(ast.Attribute(call.args[0], _method_of(call.func, namespace), ast.Load()),
-                    call.args[1:], call.keywords)
+    method = ast.Call(ast.Attribute(x, _method_of(call.func, namespace), ast.Load()),
+                      call.args[1:], call.keywords)
+    test = ast.Compare(ast.Call(ast.Name("type", ast.Load()), [x], []), [ast.Is()],
+                       [ast.Name(_NDARRAY, ast.Load())])
+    return ast.IfExp(test, method, call)
 
 
-_REWRITES = {"method": _as_method, "unbroadcast": _unbroadcast, "matmul_grad_a": _matmul("a"),
+_REWRITES = {"method": _as_method, "matmul_grad_a": _matmul("a"),
              "matmul_grad_b": _matmul("b"), "getitem_grad": _getitem}
 
 
