@@ -142,9 +142,10 @@ def _forward_over_reverse(grad, base, tangent_position=None):
     one the gradient is taken with respect to)."""
     import ast
     from .transform.forward_compiler import ForwardCompiler
+    from .transform.fusion import unfuse
     from .transform.parse import Source
     from .transform.resolve import Target
-    fwd, bwd, text = base[0], base[1], base[2]
+    fwd, bwd, text = base[0], base[1], unfuse(base[2])
     namespace = fwd.__globals__
     params = list(grad.target_signature.parameters)
     top = f"{grad.target.__name__}_grad"

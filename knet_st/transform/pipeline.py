@@ -7,7 +7,8 @@ their forward and backward functions as one module::
 
     parse → desugar → scopes → fence → lift → jumps → normalize → dispatch → resolve
           → varargs                                               front_end
-    effects → activity → prepare → reverse → assemble → optimize  back_end
+    effects → activity → prepare → reverse → assemble → optimize → fusion
+                                                                  back_end
     emit                                                          Compiler.compile_top
     observe → specialize → dead value → emit, per signature       GradFunction._specialize
 
@@ -24,6 +25,7 @@ from .assemble import assemble
 from .bindings import bindings_of
 from .effects import function_effects
 from .fence import check
+from .fusion import fuse
 from .handlers import check_guarded, guard_forward
 from .inplace import (check_written_aliases, copy_written_outputs, lower_out, snapshot_reads,
                       written_arrays)
@@ -141,4 +143,5 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     guard_forward(fwd, reversed_.stack)
     hoist_checks(fwd)                                                       # optimize
     propagate_copies(bwd)
+    fuse(ctx, fwd, bwd)                                                     # fusion
     return fwd, bwd
