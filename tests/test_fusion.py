@@ -16,6 +16,15 @@ from knet_st.runtime import kernels as K
 R = np.random.default_rng(7)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def generated():
+    """Fused code generated for this file's functions (by default only where
+    CuPy has a device), answered on CuPy arrays only."""
+    old = F.set_mode("on")
+    yield
+    F.set_mode(old)
+
+
 @pytest.fixture
 def reference_mode():
     old = F.set_mode("reference")

@@ -17,7 +17,9 @@ arguments are CuPy arrays, so NumPy code runs exactly as before.  With the
 environment variable ``KNET_ST_FUSE=reference`` it also answers on NumPy
 arrays, with :meth:`Kernel.reference` (the graph evaluated by NumPy), so the
 CPU test suite runs the fused code paths; ``KNET_ST_FUSE=off`` turns fusion
-off on every backend.
+off on every backend.  By default (``auto``) the compiler writes fused code
+only where CuPy has a device: on a machine without one the generated code
+is what it was without the pass.
 
 A graph node is ``(op, args)``: ``("in", i)`` is input ``i``, ``("const",
 v)`` a Python number, any other ``op`` a key of :data:`OPS` applied to the
@@ -301,16 +303,29 @@ def _common(types):
 
 # ------------------------------------------------------------------- dispatch
 
-_MODES = ("on", "off", "reference")
-_mode = os.environ.get("KNET_ST_FUSE", "on")
+_MODES = ("auto", "on", "off", "reference")
+_mode = os.environ.get("KNET_ST_FUSE", "auto")
 if _mode not in _MODES:
     raise ValueError("KNET_ST_FUSE=%r: expected one of %s" % (_mode, ", ".join(_MODES)))
 
 
 def mode():
-    """The fusion mode: ``"on"`` (CuPy arrays fused), ``"off"``, or ``"reference"``
-    (NumPy arrays too, by :meth:`Kernel.reference`)."""
+    """The fusion mode: ``"auto"`` (the default: ``"on"`` where CuPy has a
+    device, else no fused code is generated at all, so the CPU's code and
+    ``kt.source`` stay as they were), ``"on"`` (CuPy arrays fused),
+    ``"off"``, or ``"reference"`` (NumPy arrays too, by
+    :meth:`Kernel.reference`)."""
     return _mode
+
+
+def generating():
+    """Whether the compiler writes fused kernels into the code it generates
+    now: in modes ``on`` and ``reference``, and in ``auto`` where CuPy has a
+    usable device."""
+    if _mode == "auto":
+        from .backend import gpu
+        return gpu()
+    return _mode in ("on", "reference")
 
 
 def set_mode(value):
