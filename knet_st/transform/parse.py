@@ -107,7 +107,10 @@ def _lambda_function(code):
     # the lambda whose body holds the first instruction of the code (the
     # innermost, when lambdas nest)
     node = None
-    for line, _, col, _ in code.co_positions():
+    positions = code.co_positions() if hasattr(code, "co_positions") else ()   # 3.11+
+    if not positions and len(candidates) == 1:
+        node = candidates[0][1]
+    for line, _, col, _ in positions:
         inside = [(span, n) for span, n in candidates
                   if line is not None and col is not None and span[0] <= (line, col) < span[1]]
         if inside:
