@@ -7,7 +7,7 @@ every refusal names the file and line.
 import ast
 
 REFUSED = {
-    ast.Try: "'try' statements",
+    ast.Try: "'try' statements inside an 'except' block",
     ast.AsyncFunctionDef: "async functions",
     ast.AsyncFor: "async loops",
     ast.AsyncWith: "async 'with'",
@@ -19,7 +19,7 @@ REFUSED = {
     ast.JoinedStr: None,
 }
 if hasattr(ast, "TryStar"):
-    REFUSED[ast.TryStar] = "'try' statements"
+    REFUSED[ast.TryStar] = "'except*' (exception groups)"
 
 
 def check(func, source):
