@@ -59,7 +59,13 @@ class GradFunction:
         self.target_signature = inspect.signature(self.target)
         names = list(self.target_signature.parameters)
         given = list(self.signature.parameters)
-        self.target_wrt = tuple(names.index(given[i]) for i in self.wrt)
+        # def f(w, *xs): the call's positions, *xs spread (transform.varargs)
+        self.spread = next((p.name for p in self.signature.parameters.values()
+                            if p.kind == p.VAR_POSITIONAL), None) \
+            if self.target is fn else None
+        self.target_wrt = self.wrt if self.spread else \
+            tuple(names.index(given[i]) for i in self.wrt)
+        self._count = None
         self.verbose = verbose
         self.value = value
         self._compiled, self._fkey = None, None
@@ -78,7 +84,7 @@ class GradFunction:
         if functions is None:
             functions = {name: p.default for name, p in self.target_signature.parameters.items()
                          if _is_function(p.default)}
-        fkey = tuple((k, id(v)) for k, v in functions.items())
+        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count)
         compiled = self._compiled
         if compiled is None or not deps_valid(compiled[3]) or self._fkey != fkey:
             target = self.target
@@ -89,7 +95,7 @@ class GradFunction:
             if compiled is None or not deps_valid(compiled[3]):
                 try:
                     compiled = Compiler().compile_top(target, self.target_wrt, classes,
-                                                      functions)
+                                                      functions, self._count)
                 except TransformError as e:     # ends the traceback at the user's line
                     exec(*_raise_at_user_line(e, target))
                     raise
@@ -136,10 +142,20 @@ class GradFunction:
                                               **{**self.keywords, **bound.arguments})
             full.apply_defaults()
             args = tuple(full.arguments.values())
-        elif kwargs or len(args) != self.nparams:
+        elif kwargs or len(args) != self.nparams or self.spread:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            args = tuple(bound.arguments.values())
+            if self.spread:
+                args = tuple(v for k, value in bound.arguments.items()
+                             for v in (value if k == self.spread else (value,)))
+                count = len(bound.arguments[self.spread])
+                if any(i >= len(args) for i in self.target_wrt):
+                    raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call "
+                                     f"gives {len(args)} arguments")
+                if count != self._count:
+                    self._count, self._compiled = count, None
+            else:
+                args = tuple(bound.arguments.values())
         key = signature(args) if _MODE != "off" else None
         if key is not None:
             # The fast path: this signature ran last time with the same code

@@ -367,9 +367,17 @@ def test_varargs_and_keywords(f):
     check_grad(f, (rnd(3, 3), rnd(3)), wrt=(0, 1))
 
 
-def test_top_level_varargs_refused():
+def test_top_level_varargs():
+    check_grad(total_of_squares, (rnd(3), rnd(2)), wrt=(0, 1))
+
+
+def with_keywords(w, **parts):
+    return np.sum(w * parts["a"] ** 2)
+
+
+def test_top_level_kwargs_refused():
     with pytest.raises(kt.TransformError, match="named parameters"):
-        kt.grad(total_of_squares)(rnd(3))
+        kt.grad(with_keywords)(rnd(3), a=2.0)
 
 
 # ------------------------------------ found by adversarial testing (break_findings.md)

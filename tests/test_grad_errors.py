@@ -257,15 +257,15 @@ def test_undefined_name():
         assert info.value.lineno == line_of(f_undefined_name, "no_such_name")
 
 
-def f_star_args(*xs):
-    return np.sum(xs[0])
+def f_star_kwargs(x, **kw):
+    return np.sum(x * kw["a"])
 
 
-def test_star_args_refused():
+def test_star_kwargs_refused():
     with pytest.raises(kt.TransformError) as info:
-        kt.grad(f_star_args)(X)
+        kt.grad(f_star_kwargs)(X, a=2.0)
     assert info.value.filename == THIS_FILE
-    assert info.value.lineno == line_of(f_star_args, "def f_star_args")
+    assert info.value.lineno == line_of(f_star_kwargs, "def f_star_kwargs")
 
 
 def test_transform_error_is_an_exception_with_attributes():

@@ -618,3 +618,28 @@ def test_match():
     with pytest.raises(kt.TransformError, match="MatchClass patterns") as info:
         kt.grad(matched_class)(rnd(3), 1j)
     assert info.value.lineno is not None
+
+
+# ------------------------------------------- *args on the differentiated function
+
+def total_of(*xs):
+    s = 0.0
+    for x in xs:
+        s = s + np.sum(np.tanh(x) ** 2)
+    return s
+
+
+def weighted(w, *xs, scale=2.0):
+    return np.sum(w * sum(xs)) * scale + np.sum(xs[0] ** 2)
+
+
+def test_star_args_of_the_differentiated_function():
+    a, b, c = rnd(3), rnd(3), rnd(3)
+    check_grad(total_of, (a, b))
+    check_grad(total_of, (a, b, c), wrt=(0, 2))
+    check_grad(weighted, (a, b, c), wrt=(0, 1, 2))
+    g = kt.grad(total_of, wrt=0)
+    for args in [(a,), (a, b), (a, b, c), (a,)]:          # other counts recompile
+        np.testing.assert_allclose(g(*args), kt.grad(total_of)(*args))
+    with pytest.raises(ValueError, match="the call gives 2 arguments"):
+        kt.grad(total_of, wrt=3)(a, b)

@@ -16,6 +16,7 @@ from .context import Context
 from .effects import mutated_parameters, stored_parameters
 from .facts import fact, set_fact
 from .pipeline import back_end, front_end, local_unit, parse_and_fence
+from .varargs import spread_parameters
 from .resolve import Environment, Target
 from .trees import bound_name
 
@@ -140,6 +141,7 @@ class Compiler:
         self.deps = []
         self.summaries = {}
         self.top_function, self.top_classes, self.top_functions = None, {}, {}
+        self.top_count = None
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -153,10 +155,13 @@ class Compiler:
         functions = dict(target.functions)
         if fn is self.top_function and not target.functions:
             functions = dict(self.top_functions)
+        spread = self.top_count if fn is self.top_function else None
         key = ("user", fn, tuple(sorted(classes.items(), key=lambda kv: kv[0])),
-               tuple(sorted(((k, id(v)) for k, v in functions.items()))))
+               tuple(sorted(((k, id(v)) for k, v in functions.items()))), spread)
         if key not in self.units:
             tree, source = parse_and_fence(fn)
+            if spread is not None:          # the top function's *args, as given
+                spread_parameters(tree, spread)
             env = TrackingEnvironment(fn, classes, functions)
             self.units[key] = front_end(tree.name, fn.__qualname__, tree, source, env, {})
             self.deps.append(env.deps)
@@ -330,19 +335,22 @@ class Compiler:
 
     # -- the module ------------------------------------------------------------
 
-    def compile_top(self, fn, wrt, classes=None, functions=None):
+    def compile_top(self, fn, wrt, classes=None, functions=None, count=None):
         """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
         returns the forward and backward functions, the generated source and
         the names the code resolved (to notice redefinitions).  ``classes``
         maps parameters of a known class (a method's ``self``) to it,
-        ``functions`` parameters that hold a function to it."""
+        ``functions`` parameters that hold a function to it; ``count`` the
+        number of values its ``*args`` receives in the call."""
         self.top_function, self.top_classes = fn, dict(classes or {})
+        self.top_count = count
         self.top_functions = dict(functions or {})
         target = Target("user", fn, fn.__name__)
-        if fn.__code__.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        if fn.__code__.co_flags & inspect.CO_VARKEYWORDS or \
+                fn.__code__.co_flags & inspect.CO_VARARGS and count is None:
             unit = self.unit_for(target)
             raise unit.source.error("the differentiated function needs named parameters "
-                                    "(*args and **kwargs are fine in the functions it calls)",
+                                    "or *args (**kwargs is fine in the functions it calls)",
                                     unit.tree)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:

@@ -15,6 +15,31 @@ from .facts import fact, set_fact
 from .resolve import Target
 
 
+def spread_parameters(func, count):
+    """The differentiated function's ``*args`` as ``count`` named parameters
+    (``args_0``, ``args_1``...; the gradient's positions then are the call's)
+    and ``args = (args_0, args_1, ...)`` first thing in its body; returns
+    ``func``."""
+    args = func.args
+    if args.vararg is None:
+        return func
+    base = args.vararg.arg
+    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    names = []
+    for i in range(count):
+        candidate = f"{base}_{i}"
+        while candidate in taken:
+            candidate += "_"
+        names.append(candidate)
+    args.args = args.args + [ast.arg(n) for n in names]
+    args.vararg = None
+    pack = ast.Assign(targets=[ast.Name(base, ast.Store())],
+                      value=ast.Tuple(elts=[ast.Name(n, ast.Load()) for n in names],
+                                      ctx=ast.Load()))
+    func.body.insert(0, ast.copy_location(pack, func.body[0]))
+    return func
+
+
 def regular_parameters(func):
     """``def f(a, *args, k=1, **kw)`` as ``def f(a, args, k=1, kw)`` (in the
     generated code every parameter is positional); returns ``func``."""
