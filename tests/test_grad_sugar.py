@@ -643,3 +643,27 @@ def test_star_args_of_the_differentiated_function():
         np.testing.assert_allclose(g(*args), kt.grad(total_of)(*args))
     with pytest.raises(ValueError, match="the call gives 2 arguments"):
         kt.grad(total_of, wrt=3)(a, b)
+
+
+def names_the_rewrites_would_take(w, limit):
+    broke1, lambda1, item1, _context1 = 2.0, 3.0, 4.0, 5.0
+    depth1, exception1, ok1, caught1 = 6.0, 7.0, 8.0, 9.0
+    total = 0.0
+    for i in range(3):
+        if i >= limit:
+            break
+        total = total + np.sum(w * i)
+    else:
+        total = total * broke1
+    ys = list(map(lambda v: v * lambda1, [w]))
+    with np.errstate(all="ignore"):
+        try:
+            z = np.sum(ys[0]) * item1
+        except ValueError:
+            z = 0.0
+    return total + z * _context1 + depth1 * exception1 * ok1 * caught1
+
+
+def test_rewrites_leave_the_users_names_alone():
+    check_grad(names_the_rewrites_would_take, (rnd(3), 1), wrt=0)
+    check_grad(names_the_rewrites_would_take, (rnd(3), 9), wrt=0)

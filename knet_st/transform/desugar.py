@@ -36,15 +36,15 @@ def desugar(func, source, builtin_names=frozenset()):
         n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     fresh = _fresh_names(func)
     if "map" in builtin_names and "map" not in bound:
-        maps(func)
-    lambdas(func, source)
+        maps(func, fresh)
+    lambdas(func, source, fresh)
     if hasattr(ast, "Match"):
         match_statements(func, source, fresh)
     deletions(func)
-    loop_else(func)
+    loop_else(func, fresh)
     try_except(func, source, fresh)
     try_finally(func, source)
-    with_blocks(func, source)
+    with_blocks(func, source, fresh)
     return func
 
 
@@ -71,18 +71,9 @@ def _def(name_, args, body, like):
         type_comment=None, type_params=[]), like)
 
 
-def lambdas(func, source):
-    """Every lambda inside ``func`` becomes a nested ``def`` (see the module doc)."""
-    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
-    counter = [0]
-
-    def fresh():
-        while True:
-            counter[0] += 1
-            candidate = f"lambda{counter[0]}"
-            if candidate not in taken:
-                taken.add(candidate)
-                return candidate
+def lambdas(func, source, fresh):
+    """Every lambda inside ``func`` becomes a nested ``def`` (see the module
+    doc); ``fresh(prefix)`` gives new names (as in every rewrite here)."""
 
     def hoist(stmt):
         defs = []
@@ -111,7 +102,7 @@ def lambdas(func, source):
                     raise source.error("cannot differentiate a lambda that reads the "
                                        "variable of the comprehension around it: write "
                                        "the loop out", node)
-                fname = fresh()
+                fname = fresh("lambda")
                 body = [ast.copy_location(ast.Return(node.body), node)]
                 defs.append(_def(fname, node.args, body, stmt))
                 return ast.copy_location(name(fname), node)
@@ -133,11 +124,9 @@ def lambdas(func, source):
     return func
 
 
-def maps(func):
+def maps(func, fresh):
     """``map(f, xs, ys)`` as ``[f(a, b) for a, b in zip(xs, ys)]`` (a list where
     Python gives an iterator: every use the compiler accepts reads it once)."""
-    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
-    counter = [0]
 
     class Maps(ast.NodeTransformer):
         def visit_Call(self, node):
@@ -146,12 +135,7 @@ def maps(func):
                     len(node.args) >= 2 and not node.keywords and
                     not any(isinstance(a, ast.Starred) for a in node.args)):
                 return node
-            items = []
-            for _ in node.args[1:]:
-                counter[0] += 1
-                while f"item{counter[0]}" in taken:
-                    counter[0] += 1
-                items.append(f"item{counter[0]}")
+            items = [fresh("item") for _ in node.args[1:]]
             if len(items) == 1:
                 target, source_ = name(items[0], True), node.args[1]
             else:
@@ -212,9 +196,8 @@ def _own_breaks(body):
     return found
 
 
-def loop_else(func):
+def loop_else(func, fresh):
     """``for ...: ... else: tail`` as a flagged loop then ``if not broke: tail``."""
-    counter = [0]
 
     def one(stmt):
         if not isinstance(stmt, (ast.For, ast.While)) or not stmt.orelse:
@@ -223,8 +206,7 @@ def loop_else(func):
         breaks = _own_breaks(stmt.body)
         if not breaks:
             return [stmt] + tail
-        counter[0] += 1
-        flag = f"broke{counter[0]}"
+        flag = fresh("broke")
         marked = {id(b) for b in breaks}
 
         def mark(s):
@@ -294,9 +276,8 @@ def try_finally(func, source):
     return func
 
 
-def with_blocks(func, source):
+def with_blocks(func, source, fresh):
     """Rewrites the ``with`` statements of ``func`` (see the module doc)."""
-    counter = [0]
 
     def one(stmt):
         if not isinstance(stmt, ast.With):
@@ -304,8 +285,7 @@ def with_blocks(func, source):
         out = []
         exits = []
         for item in stmt.items:
-            counter[0] += 1
-            manager = f"_context{counter[0]}"
+            manager = fresh("_context")
             enter = ast.Call(func=ast.Attribute(value=name(manager), attr="__enter__",
                                                 ctx=ast.Load()), args=[], keywords=[])
             out.append(assign(manager, item.context_expr, stmt))

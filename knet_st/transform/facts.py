@@ -15,7 +15,8 @@ FACTS = {
     "imports": (ast.FunctionDef, "scopes",
                 "(name, module, attribute, level) of each import inside the function"),
     "guard": (ast.Name, "handlers",
-              "the test of an if standing for a try: (exception types, caught name)"),
+              "the test of an if standing for a try: (exception types, caught name, "
+              "the handler's name, the name holding the tape's depth)"),
     "target": (ast.Call, "resolve", "what the call refers to (a resolve.Target)"),
     "runtime": (ast.Call, "normalize",
                 "the name of the runtime helper or builtin the normalizer called"),

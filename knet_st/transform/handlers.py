@@ -150,7 +150,7 @@ def try_except(func, source, fresh):
         guard_types = name("BaseException") if any(t is None for t in types) else \
             ast.Tuple(elts=copy.deepcopy(flat), ctx=ast.Load())
         test = name(ok)
-        set_fact(test, "guard", (guard_types, caught))
+        set_fact(test, "guard", (guard_types, caught, fresh("exception"), fresh("depth")))
         call = ast.Call(func=name(body_name), args=[name(v) for v in inputs], keywords=[])
         success = ([assign(ast.Tuple(elts=[name(v, True) for v in outputs], ctx=ast.Store()),
                            name(result))] if outputs else [])
@@ -225,11 +225,9 @@ def guard_forward(fwd, stack):
         if not (isinstance(stmt, ast.If) and isinstance(stmt.test, ast.Name) and
                 has_fact(stmt.test, "guard")):
             return [stmt]
-        types, caught = fact(stmt.test, "guard")
+        types, caught, exc, mark = fact(stmt.test, "guard")
         uses_stack = any(isinstance(n, ast.Name) and n.id == stack
                          for s in stmt.body for n in ast.walk(s))
-        mark = stmt.test.id + "_depth"
-        exc = caught + "_"
         handler = [assign(stmt.test.id, ast.Constant(False)), assign(caught, bound_name(exc))]
         before = []
         if uses_stack:
