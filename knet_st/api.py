@@ -152,8 +152,7 @@ class GradFunction:
                 if any(i >= len(args) for i in self.target_wrt):
                     raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call "
                                      f"gives {len(args)} arguments")
-                if count != self._count:
-                    self._count, self._compiled = count, None
+                self._count = count         # part of the compiled code's key
             else:
                 args = tuple(bound.arguments.values())
         key = signature(args) if _MODE != "off" else None

@@ -19,7 +19,7 @@ from .inplace import positions, sole_owner
 from .trees import name as _name, rewrite, statements
 
 
-def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset(), effects=None):
+def check_aliasing(ctx, func, params, active, bindings, arrays, effects):
     """A list or dict that is modified (``s[i] = v``, ``s.append(v)``) while it
     carries gradients must be reachable under one name only: its adjoint is
     kept per name.  Refuses the programs where that does not hold.  Storing
@@ -28,10 +28,10 @@ def check_aliasing(ctx, func, params, active, bindings, arrays=frozenset(), effe
     mutated = {v for v in bindings.containers if v in active} - set(arrays)
     if not mutated:
         return
-    places = positions(func.body) if effects is not None else {}
+    places = positions(func.body)
 
     def changed_after(var, stmt):
-        if effects is None or id(stmt) not in places:
+        if id(stmt) not in places:
             return True
         here, loops = places[id(stmt)]
         for other in statements(func.body):
