@@ -184,18 +184,6 @@ def deletions(func):
     return func
 
 
-def _own_breaks(body):
-    """The ``break`` statements of a loop whose body is ``body``."""
-    found = []
-    for stmt in body:
-        if isinstance(stmt, ast.Break):
-            found.append(stmt)
-        elif not isinstance(stmt, (ast.For, ast.While, ast.FunctionDef)):
-            for field in ("body", "orelse", "finalbody"):
-                found += _own_breaks(getattr(stmt, field, []))
-    return found
-
-
 def loop_else(func, fresh):
     """``for ...: ... else: tail`` as a flagged loop then ``if not broke: tail``."""
 
@@ -203,7 +191,7 @@ def loop_else(func, fresh):
         if not isinstance(stmt, (ast.For, ast.While)) or not stmt.orelse:
             return [stmt]
         tail, stmt.orelse = stmt.orelse, []
-        breaks = _own_breaks(stmt.body)
+        breaks = [s for s in _exits(stmt.body) if isinstance(s, ast.Break)]   # its own
         if not breaks:
             return [stmt] + tail
         flag = fresh("broke")
