@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import knet_st as kt
+from knet_st.examples.housing import loss as linreg_loss
 from knet_st import api
 from knet_st.runtime.observe import signature
 
@@ -53,14 +54,6 @@ def check(g, f, args, wrt=0, rtol=1e-5, atol=1e-7):
     if all(getattr(leaf, "dtype", np.float64) == np.float64 for _, leaf in leaves(args)):
         compare(second, list(args), numeric_grad(f, list(args), wrt), wrt, rtol, atol)
     return second
-
-
-def linreg_predict(w, x):
-    return w[0] @ x + w[1]
-
-
-def linreg_loss(w, x, y):
-    return np.sum((y - linreg_predict(w, x)) ** 2) / y.shape[1]
 
 
 def mlp_loss(w, x):

@@ -13,9 +13,11 @@ tutorial's loop::
 Layouts are Knet's: features x instances, NCHW images with OIHW filters.
 ``kt.conv4`` is Knet's: by default a true convolution (the filter flipped),
 where the other columns cross-correlate, so the canonical filters are
-stored flipped here and the model computes the same function.  CharLM feeds one-hot input columns to the embedding (``w[2] @ onehot``), as
-the tutorial does.  These functions must stay at module level in this file:
-``kt.grad`` reads their source.
+stored flipped here and the model computes the same function.  LinReg, MLP
+and LeNet are the examples' own ``loss`` functions (``knet_st.examples``);
+CharLM, written here, feeds one-hot input columns to the embedding
+(``w[2] @ onehot``), as the tutorial does.  Each is a module-level function
+in a file: ``kt.grad`` reads its source.
 
 If knet_st cannot be imported, or ``kt.grad`` cannot transform a model, the
 worker reports the column as skipped with the reason.
@@ -26,6 +28,10 @@ import numpy as np
 import knet_st as kt
 from knet_st.bench.problems import Impl, onehot, step_size
 from knet_st.examples.charlm import lstm      # the example's LSTM cell, as in the tutorial
+# the examples' models: the tutorial's code, the same that `knet-st run` trains
+from knet_st.examples.housing import loss as linreg_loss
+from knet_st.examples.lenet import loss as lenet_loss
+from knet_st.examples.mnist import loss as mlp_loss
 
 
 def versions():
@@ -33,35 +39,6 @@ def versions():
 
 
 # --------------------------------------------------------------------------- models
-
-
-def linreg_predict(w, x):
-    return w[0] @ x + w[1]
-
-
-def linreg_loss(w, x, y):
-    return np.sum((y - linreg_predict(w, x)) ** 2) / y.shape[1]
-
-
-def mlp_predict(w, x):
-    for i in range(0, len(w) - 2, 2):
-        x = kt.relu(w[i] @ x + w[i + 1])
-    return w[-2] @ x + w[-1]
-
-
-def mlp_loss(w, x, labels):
-    return kt.nll(mlp_predict(w, x), labels)
-
-
-def lenet_predict(w, x):
-    x = kt.pool(kt.relu(kt.conv4(w[0], x) + w[1]))
-    x = kt.pool(kt.relu(kt.conv4(w[2], x) + w[3]))
-    x = kt.relu(w[4] @ kt.mat(x) + w[5])
-    return w[6] @ x + w[7]
-
-
-def lenet_loss(w, x, labels):
-    return kt.nll(lenet_predict(w, x), labels)
 
 
 def charlm_loss(w, inputs, labels, state):
