@@ -347,3 +347,28 @@ def test_shapes_that_depend_on_values_take_the_guarded_fallback():
         mask = np.array(m, dtype=bool)
         check(g, masked_scale, [x, b, mask], wrt=1)
     assert "_kt_g" in kt.source(g)              # the guard is there
+
+
+def mse(w, x, y, keep):
+    d = (y - w @ x) ** 2
+    total = np.sum(d, keepdims=True) if keep else np.sum(d)
+    return (total / y.shape[1]).sum() * 1.0 + np.mean(d) * np.max(d)
+
+
+def test_a_full_reduction_feeding_only_the_value_is_not_computed():
+    # np.sum(d) is 0-d whatever d's shape (its rule declares scalar_when), so
+    # the backward needs nothing of it: the forward of a grad skips it
+    args = [rnd(2, 3), rnd(3, 5), rnd(2, 5)]
+    g = kt.grad(linreg_like)
+    check(g, linreg_like, args)
+    text = kt.source(g).split("def linreg_like_bwd")[0]
+    assert "SCALAR_SHAPE" in text and "** 2" not in text and ".sum()" not in text
+    # with keepdims=True (not 0-d) or an axis, the shape is kept from the value
+    for keep in (True, False):
+        check(kt.grad(mse), mse, args + [keep])
+    text = kt.source(kt.grad(mse))
+    assert "np.sum(d, keepdims=True)" in text or "d.sum(keepdims=True)" in text
+
+
+def linreg_like(w, x, y):
+    return np.sum((y - w @ x) ** 2) / y.shape[1]

@@ -441,6 +441,9 @@ class Shape(tuple):
     shape = property(lambda self: self)
 
 
+SCALAR_SHAPE = Shape(())     # what shape_of gives for any 0-d result (a full reduction's)
+
+
 def shape_of(x):
     """What the backward needs of ``x`` to unbroadcast to it: its :class:`Shape`
     (an array), or ``x`` itself (a number)."""

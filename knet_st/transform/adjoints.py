@@ -228,17 +228,21 @@ def tanh(dy, y, x):
 
 # ---- reductions ---------------------------------------------------------------
 
-@adjoint(np.sum)
+# A reduction over all axes gives a 0-d result (its shape is known statically).
+_WHOLE = {"axis": None, "keepdims": False}
+
+
+@adjoint(np.sum, scalar_when=_WHOLE)
 def sum(dy, y, a, axis=None, keepdims=False):
     da = sum_grad(dy, a, axis, keepdims)
 
 
-@adjoint(np.mean)
+@adjoint(np.mean, scalar_when=_WHOLE)
 def mean(dy, y, a, axis=None, keepdims=False):
     da = mean_grad(dy, a, axis, keepdims)
 
 
-@adjoint(np.max, np.amax, np.min, np.amin)
+@adjoint(np.max, np.amax, np.min, np.amin, scalar_when=_WHOLE)
 def extremum(dy, y, a, axis=None, keepdims=False):
     da = extremum_grad(dy, y, a, axis, keepdims)
 
@@ -484,7 +488,7 @@ def inner(dy, y, a, b):
     db = inner_grads(dy, a, b)[1]
 
 
-@adjoint(np.vdot)
+@adjoint(np.vdot, scalar_when={})
 def vdot(dy, y, a, b):
     da = dy * b
     db = dy * a
@@ -496,7 +500,7 @@ def kron(dy, y, a, b):
     db = kron_grads(dy, a, b)[1]
 
 
-@adjoint(np.linalg.norm)
+@adjoint(np.linalg.norm, scalar_when=_WHOLE)
 def norm(dy, y, x, ord=None, axis=None, keepdims=False):
     dx = norm_grad(dy, y, x, ord, axis, keepdims)
 
@@ -630,7 +634,7 @@ def mat(dy, y, x):
     dx = mat_dx(dy, x)
 
 
-@adjoint(_nn.nll)
+@adjoint(_nn.nll, scalar_when={})
 def nll(dy, y, scores, labels, axis=0, average=True):
     dscores = nll_dscores(dy, scores, labels, axis, average)
 

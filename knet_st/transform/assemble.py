@@ -11,9 +11,11 @@ function returns ``(result, saved)``, the backward one unpacks ``saved``.
 """
 
 import ast
+import collections
 import copy
 
 from .facts import fact, set_fact
+from .registry import has_scalar_result, rule_for
 from .trees import Marker, relocate
 from .trees import assign as _assign, call as _call, name as _name, none as _none
 
@@ -144,7 +146,9 @@ def assemble(rev, args, fwd_name, bwd_name, ctx):
     if shapes:
         _rename_loads(bwd_body, shapes)
     saved_name = names.fresh("saved")
-    kept = [_call(ctx.helper("shape_of"), _name(v)) if v in shapes else _name(v)
+    scalars = _scalar_results(fwd_body, shapes)
+    kept = [ctx.helper("SCALAR_SHAPE") if v in scalars else
+            _call(ctx.helper("shape_of"), _name(v)) if v in shapes else _name(v)
             for v in saved]
     fwd_return = ast.Return(ast.Tuple(elts=[copy.deepcopy(ret), _tuple(kept)],
                                       ctx=ast.Load()))
@@ -183,6 +187,28 @@ def _shape_only(body, saved, excluded):
     return [v for v in saved if v not in excluded and v not in other_reads
             and any(isinstance(n, ast.Name) and n.id == v and id(n) in shape_reads
                     for s in body for n in ast.walk(s))]
+
+
+def _scalar_results(body, shapes):
+    """The values among ``shapes`` that the forward binds once, at its top
+    level, to a call whose result is 0-d by its rule (``np.sum(x)``): their
+    shape is known without them, so computing them may become dead code."""
+    bindings = collections.Counter(
+        node.id for node in ast.walk(ast.Module(body=body, type_ignores=[]))
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store))
+    found = set()
+    for stmt in body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id in shapes and \
+                bindings.get(stmt.targets[0].id) == 1 and isinstance(stmt.value, ast.Call):
+            target = fact(stmt.value, "target", None)
+            if target is not None and target.kind == "primitive" and has_scalar_result(
+                    rule_for(target.obj), stmt.value.args,
+                    {k.arg: k.value for k in stmt.value.keywords if k.arg}) and \
+                    all(k.arg for k in stmt.value.keywords) and \
+                    not any(isinstance(a, ast.Starred) for a in stmt.value.args):
+                found.add(stmt.targets[0].id)
+    return found
 
 
 def _push_shapes(body, shapes, stack, shape_of):

@@ -31,9 +31,10 @@ _REFUSED = {}
 class Rule:
     """One primitive's adjoint template, parsed."""
 
-    def __init__(self, fn, template, containers=()):
+    def __init__(self, fn, template, containers=(), scalar_when=None):
         self.fn = fn
         self.containers = frozenset(containers)
+        self.scalar_when = scalar_when
         self.name = getattr(fn, "__name__", repr(fn))
         self.template = template
         tree = ast.parse(textwrap.dedent(inspect.getsource(template)))
@@ -103,6 +104,19 @@ class Rule:
         return [copy.deepcopy(s) for s in reversed(keep)]
 
 
+def has_scalar_result(rule, args, keywords):
+    """Whether a call of ``rule``'s primitive with these argument nodes gives
+    a 0-d result whatever the arguments' shapes (its ``scalar_when``)."""
+    if rule is None or rule.scalar_when is None:
+        return False
+    try:
+        bound = rule.bind(args, keywords)
+    except TypeError:
+        return False
+    return all(isinstance(bound.get(name), ast.Constant) and bound[name].value is value
+               for name, value in rule.scalar_when.items())
+
+
 def _targets(stmt):
     if isinstance(stmt, ast.Assign):
         return stmt.targets
@@ -111,10 +125,15 @@ def _targets(stmt):
     return []
 
 
-def adjoint(*primitives, containers=()):
+def adjoint(*primitives, containers=(), scalar_when=None):
     """Declares the adjoint rule of one or more primitives (see the module doc).
     ``containers`` names the parameters whose adjoint the rule gives as a
     container adjoint (a dict of element adjoints: a list argument's).
+    ``scalar_when`` declares that the result is 0-d whatever the arguments'
+    shapes when the parameters it names have the given constant values, given
+    or by default (``np.sum``: ``{"axis": None, "keepdims": False}``;
+    ``np.vdot``: ``{}``): a backward that reads only the result's shape then
+    needs nothing of the forward.
 
     Example::
 
@@ -124,7 +143,7 @@ def adjoint(*primitives, containers=()):
     """
     def register(template):
         for fn in primitives:
-            _RULES[key_of(fn)] = Rule(fn, template, containers)
+            _RULES[key_of(fn)] = Rule(fn, template, containers, scalar_when)
         return template
     return register
 
