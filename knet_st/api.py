@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import TransformError
 from .runtime.gradients import materialize
+from .runtime.host_memory import keep_freed_memory
 from .runtime.nn import _TRAINING
 from .runtime.observe import Record, signature
 from .transform import specialize
@@ -93,6 +94,7 @@ class GradFunction:
                    id(target.__globals__), tuple(classes.items()), fkey)
             compiled = _cache.get(key)
             if compiled is None or not deps_valid(compiled[3]):
+                keep_freed_memory()
                 try:
                     compiled = Compiler().compile_top(target, self.target_wrt, classes,
                                                       functions, self._count)
