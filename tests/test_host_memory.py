@@ -48,4 +48,4 @@ def test_steps_after_the_first_fault_no_pages_in(tmp_path):
     assert faults < 500, faults
     applied, faults = run("system", tmp_path)
     assert not applied
-    assert faults > 10 * 2000, faults      # the default: every step faults its arrays in
+    assert faults > 5000, faults    # glibc by default: steps fault (some of) their arrays in
