@@ -17,11 +17,14 @@
                                              h = np.tanh(h)
 
 Values, ``None``/``True``/``False``, captures, ``_``, ``as``, alternatives
-without captures, and fixed-length sequences are supported; class, mapping
-and starred patterns are refused.
+without captures, sequences (with a star: ``[first, *rest]``), mappings
+(``{"w": w, **rest}``) and classes with named attributes (``Point(x=a)``,
+and ``float(v)``) are supported; positional sub-patterns of other classes
+(which depend on ``__match_args__``) are refused.
 """
 
 import ast
+import copy
 
 from .trees import assign, name, rewrite
 
@@ -40,38 +43,113 @@ def _code(pattern, subject, then, fresh, source):
         return [_if(ast.Compare(left=name(subject), ops=[ast.Is()],
                                 comparators=[ast.Constant(pattern.value)]), then)]
     if isinstance(pattern, ast.MatchAs):
-        bind = [assign(pattern.name, name(subject))] if pattern.name else []
-        if pattern.pattern is None:
-            return bind + then
-        return bind + _code(pattern.pattern, subject, then, fresh, source)
+        # a capture is bound where the whole pattern has matched, as Python
+        # does: a pattern that fails later leaves the name as it was
+        then = ([assign(pattern.name, name(subject))] if pattern.name else []) + then
+        return then if pattern.pattern is None else \
+            _code(pattern.pattern, subject, then, fresh, source)
     if isinstance(pattern, ast.MatchOr):
-        if any(isinstance(n, ast.MatchAs) and n.name for p in pattern.patterns
-               for n in ast.walk(p)):
-            raise source.error("cannot differentiate alternatives that capture names in "
-                               "'case' patterns", pattern)
         hit = fresh("alternative")
         out = [assign(hit, ast.Constant(False))]
         for alternative in pattern.patterns:
             out.append(_if(ast.UnaryOp(op=ast.Not(), operand=name(hit)), _code(
                 alternative, subject, [assign(hit, ast.Constant(True))], fresh, source)))
         return out + [_if(name(hit), then)]
-    if isinstance(pattern, ast.MatchSequence) and \
-            not any(isinstance(p, ast.MatchStar) for p in pattern.patterns):
-        is_sequence = ast.Call(func=name("isinstance"), args=[name(subject), ast.Tuple(
-            elts=[name("list"), name("tuple")], ctx=ast.Load())], keywords=[])
-        length = ast.Compare(left=ast.Call(func=name("len"), args=[name(subject)],
-                                           keywords=[]),
-                             ops=[ast.Eq()], comparators=[ast.Constant(len(pattern.patterns))])
-        inner = then
-        for i, part in reversed(list(enumerate(pattern.patterns))):
-            element = fresh(f"{subject}_")
-            inner = [assign(element, ast.Subscript(value=name(subject), slice=ast.Constant(i),
-                                                   ctx=ast.Load()))] + \
-                _code(part, element, inner, fresh, source)
-        return [_if(is_sequence, [_if(length, inner)])]
-    raise source.error(f"cannot differentiate {type(pattern).__name__} patterns in 'case' "
-                       "(values, captures, '_', alternatives and fixed-length sequences "
-                       "work)", pattern)
+    if isinstance(pattern, ast.MatchSequence):
+        return _sequence(pattern, subject, then, fresh, source)
+    if isinstance(pattern, ast.MatchMapping):
+        return _mapping(pattern, subject, then, fresh, source)
+    if isinstance(pattern, ast.MatchClass):
+        return _class(pattern, subject, then, fresh, source)
+    raise source.error(f"cannot differentiate {type(pattern).__name__} patterns in 'case'",
+                       pattern)
+
+
+def _parts(parts, subject, then, fresh, source):
+    """``then`` under the tests of ``(pattern, value)`` parts, each value
+    bound to a fresh name first, in order."""
+    inner = then
+    for part, value in reversed(parts):
+        element = fresh(f"{subject}_")
+        inner = [assign(element, value)] + _code(part, element, inner, fresh, source)
+    return inner
+
+
+def _call(function, *args):
+    return ast.Call(func=name(function), args=list(args), keywords=[])
+
+
+def _item(subject, index):
+    return ast.Subscript(value=name(subject), slice=index, ctx=ast.Load())
+
+
+def _sequence(pattern, subject, then, fresh, source):
+    """``[a, b]``, ``[first, *rest]``: a list or tuple of the length, its items
+    tested in order; a star captures a list of the items between."""
+    stars = [i for i, p in enumerate(pattern.patterns) if isinstance(p, ast.MatchStar)]
+    fixed = len(pattern.patterns) - len(stars)
+    is_sequence = _call("isinstance", name(subject), ast.Tuple(
+        elts=[name("list"), name("tuple")], ctx=ast.Load()))
+    length = ast.Compare(left=_call("len", name(subject)),
+                         ops=[ast.GtE() if stars else ast.Eq()],
+                         comparators=[ast.Constant(fixed)])
+    star = stars[0] if stars else len(pattern.patterns)
+    after = len(pattern.patterns) - star - 1
+    parts = [(p, _item(subject, ast.Constant(i))) for i, p in enumerate(pattern.patterns[:star])]
+    bind = []
+    if stars and pattern.patterns[star].name:
+        stop = ast.BinOp(left=_call("len", name(subject)), op=ast.Sub(),
+                         right=ast.Constant(after))
+        bind = [assign(pattern.patterns[star].name, _call("list", _item(
+            subject, ast.Slice(lower=ast.Constant(star), upper=stop, step=None))))]
+    parts += [(p, _item(subject, ast.UnaryOp(op=ast.USub(), operand=ast.Constant(after - j))))
+              for j, p in enumerate(pattern.patterns[star + 1:])]
+    return [_if(is_sequence, [_if(length, _parts(parts, subject, bind + then, fresh,
+                                                 source))])]
+
+
+def _mapping(pattern, subject, then, fresh, source):
+    """``{"w": w, **rest}``: a dict holding the keys, their values tested in
+    order; ``**rest`` captures a dict of the other items."""
+    has_keys = [ast.Compare(left=copy.deepcopy(key), ops=[ast.In()], comparators=[name(subject)])
+                for key in pattern.keys]
+    test = ast.BoolOp(op=ast.And(), values=[_call("isinstance", name(subject), name("dict"))]
+                      + has_keys) if has_keys else \
+        _call("isinstance", name(subject), name("dict"))
+    bind = []
+    if pattern.rest:
+        key, value = fresh("key"), fresh("value")
+        bind = [assign(pattern.rest, ast.DictComp(
+            key=name(key), value=name(value), generators=[ast.comprehension(
+                target=ast.Tuple(elts=[name(key, True), name(value, True)],
+                                 ctx=ast.Store()),
+                iter=ast.Call(func=ast.Attribute(value=name(subject), attr="items",
+                                                 ctx=ast.Load()), args=[], keywords=[]),
+                ifs=[ast.Compare(left=name(key), ops=[ast.NotIn()], comparators=[
+                    ast.Tuple(elts=copy.deepcopy(pattern.keys), ctx=ast.Load())])],
+                is_async=0)]))]
+    parts = [(p, _item(subject, copy.deepcopy(key))) for key, p in zip(pattern.keys, pattern.patterns)]
+    return [_if(test, _parts(parts, subject, bind + then, fresh, source))]
+
+
+# Python's classes whose one positional sub-pattern matches the subject itself
+_SELF_MATCHING = {"bool", "bytearray", "bytes", "dict", "float", "frozenset", "int", "list",
+                  "set", "str", "tuple"}
+
+
+def _class(pattern, subject, then, fresh, source):
+    """``Point(x=a)``: an instance of the class, its attributes tested in
+    order; ``float(v)`` binds the subject itself."""
+    if pattern.patterns and not (isinstance(pattern.cls, ast.Name) and
+                                 pattern.cls.id in _SELF_MATCHING and
+                                 len(pattern.patterns) == 1):
+        raise source.error("cannot differentiate positional sub-patterns of a class "
+                           "pattern: name the attributes (Point(x=a, y=b))", pattern)
+    parts = [(p, name(subject)) for p in pattern.patterns]
+    parts += [(p, ast.Attribute(value=name(subject), attr=attr, ctx=ast.Load()))
+              for attr, p in zip(pattern.kwd_attrs, pattern.kwd_patterns)]
+    return [_if(_call("isinstance", name(subject), copy.deepcopy(pattern.cls)),
+                _parts(parts, subject, then, fresh, source))]
 
 
 def match_statements(func, source, fresh):
