@@ -372,3 +372,36 @@ def test_a_full_reduction_feeding_only_the_value_is_not_computed():
 
 def linreg_like(w, x, y):
     return np.sum((y - w @ x) ** 2) / y.shape[1]
+
+
+def two_layers(w, x):
+    h = np.tanh(w[0] @ x)
+    return np.sum((w[1] @ h) ** 2)
+
+
+@pytest.mark.parametrize("form", ["plain", "swapped"])
+def test_matrix_product_adjoints_in_either_form(monkeypatch, form):
+    # the first call times g @ b.T against (b @ g.T).T (and a.T @ g against
+    # (g.T @ a).T) where the product is large, and the code keeps the faster
+    from knet_st.runtime import observe
+    monkeypatch.setattr(observe, "faster_product", lambda *args: form)
+    monkeypatch.setattr(api, "_cache", type(api._cache)())   # compile afresh
+    args = [[rnd(6, 5), rnd(3, 6)], rnd(5, 4)]
+    g = kt.grad(two_layers)
+    check(g, two_layers, args)
+    text = kt.source(g)
+    if form == "swapped":
+        assert ").T @ " in text or ".T).T" in text
+        assert "matmul_grad" not in text.split("# specialized")[1]
+    check(kt.grad(two_layers, wrt=1), two_layers, args, wrt=1)
+
+
+def test_faster_product_times_only_large_float_matrices():
+    from knet_st.runtime.observe import faster_product
+    small, big = rnd(3, 4), rnd(200, 300)
+    assert faster_product(lambda: small @ small.T, None, small, small) == "plain"
+    ints = np.ones((600, 600), int)
+    assert faster_product(lambda: ints @ ints.T, None, ints, ints) == "plain"
+    other = rnd(400, 300)
+    assert faster_product(lambda: big @ other.T, lambda: (other @ big.T).T,
+                          big, other) in ("plain", "swapped")

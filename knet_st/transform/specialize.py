@@ -13,7 +13,9 @@ at every execution (in a loop whose shapes change, a site stays generic):
   or ``g.sum(axis=...).reshape(...)``, guarded by a comparison of shapes
   (those that depend on array values may change with the same signature);
 * ``matmul_grad_a(g, a, b)`` of matrices becomes ``g @ b.T`` (``_b``:
-  ``a.T @ g``);
+  ``a.T @ g``), or the same product computed transposed, ``(b @ g.T).T``,
+  where timing both on the first call's matrices found it clearly faster
+  (:func:`~knet_st.runtime.observe.faster_product`);
 * ``dx = getitem_grad(dx, x, i, dy)`` on a list or tuple becomes a dict
   store, guarded so that any other state takes the helper;
 
@@ -120,7 +122,11 @@ def specialized(module, record, value=True):
             if len(seen) != 1:
                 return call
             seen = next(iter(seen))
-        new = _REWRITES[helper](call, seen, module.namespace)
+        if helper in ("matmul_grad_a", "matmul_grad_b"):
+            new = _REWRITES[helper](call, seen, module.namespace,
+                                    record.choices.get(site, "plain"))
+        else:
+            new = _REWRITES[helper](call, seen, module.namespace)
         return call if new is None else ast.copy_location(new, call)
 
     functions = _rewritten(module, rewrite)
@@ -198,15 +204,22 @@ def _unbroadcast(call, seen):
 
 
 def _matmul(which):
-    def rewrite(call, seen, namespace):
+    def rewrite(call, seen, namespace, choice="plain"):
         adim, bdim, _ = seen
         if (adim, bdim) != (2, 2):
             return None
         g, a, b = call.args
-        if which == "a":
-            return ast.BinOp(g, ast.MatMult(), ast.Attribute(b, "T", ast.Load()))
-        return ast.BinOp(ast.Attribute(a, "T", ast.Load()), ast.MatMult(), g)
+        if which == "a":            # g @ b.T, or (b @ g.T).T
+            left, right = (g, _transposed(b)) if choice == "plain" else (b, _transposed(g))
+        else:                       # a.T @ g, or (g.T @ a).T
+            left, right = (_transposed(a), g) if choice == "plain" else (_transposed(g), a)
+        product = ast.BinOp(left, ast.MatMult(), right)
+        return product if choice == "plain" else _transposed(product)
     return rewrite
+
+
+def _transposed(node):
+    return ast.Attribute(node, "T", ast.Load())
 
 
 def _getitem(call, seen, namespace):
