@@ -153,7 +153,7 @@ def faster_product(plain, swapped, left, right):
             start = time.perf_counter()
             form()
             best[form] = min(best[form], time.perf_counter() - start)
-    return "swapped" if best[swapped] < 0.8 * best[plain] else "plain"
+    return "swapped" if best[swapped] < 0.85 * best[plain] else "plain"
 
 
 def unbroadcast_plan(g, x):
