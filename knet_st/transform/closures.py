@@ -12,6 +12,7 @@ like through any other.
 """
 
 import ast
+import copy
 
 
 class LocalFunction:
@@ -68,3 +69,30 @@ def environment_names(value, holder):
     if holder is None:
         return list(value.free)
     return [hidden_name(holder, v) for v in value.free]
+
+
+def function_of(tree, source, globals_, siblings):
+    """A Python function standing for the lifted function ``tree`` (its
+    enclosing variables are its last parameters), for ``kt.grad`` of a
+    function defined inside: it has the lifted signature and the user's
+    globals, and carries the tree and :class:`~.parse.Source` that
+    :func:`~.parse.parse_function` returns for it instead of reading a file,
+    and the other functions lifted with it, which it may call
+    (:func:`siblings_of`)."""
+    stub = ast.FunctionDef(name=tree.name, args=copy.deepcopy(tree.args), body=[ast.Pass()],
+                           decorator_list=[], returns=None, type_comment=None,
+                           type_params=[])
+    module = ast.fix_missing_locations(ast.Module(body=[ast.copy_location(stub, tree)],
+                                                  type_ignores=[]))
+    namespace = {}
+    exec(compile(module, source.filename, "exec"), globals_, namespace)
+    fn = namespace[tree.name]
+    fn.__knet_st_tree__ = (copy.deepcopy(tree), source, siblings)
+    return fn
+
+
+def siblings_of(fn):
+    """The local functions a function made by :func:`function_of` may call
+    (name -> (lifted tree, unit)); none for any other function."""
+    given = getattr(fn, "__knet_st_tree__", None)
+    return dict(given[2]) if given is not None else {}

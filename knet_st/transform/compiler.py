@@ -15,6 +15,7 @@ from . import adjoints, adjoints_python  # noqa: F401  (register the rules)
 from .context import Context
 from .effects import mutated_parameters, stored_parameters
 from .facts import fact, set_fact
+from .closures import siblings_of
 from .pipeline import back_end, front_end, local_unit, parse_and_fence
 from .varargs import spread_parameters
 from .resolve import Environment, Target
@@ -163,7 +164,8 @@ class Compiler:
             if spread is not None:          # the top function's *args, as given
                 spread_parameters(tree, spread)
             env = TrackingEnvironment(fn, classes, functions)
-            self.units[key] = front_end(tree.name, fn.__qualname__, tree, source, env, {})
+            self.units[key] = front_end(tree.name, fn.__qualname__, tree, source, env,
+                                        siblings_of(fn))
             self.deps.append(env.deps)
         return self.units[key]
 

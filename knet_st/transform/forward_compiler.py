@@ -7,6 +7,7 @@ import copy
 
 from .compiler import TrackingEnvironment, compile_function, fill_positions, lines_of
 from .forward import TangentWriter
+from .closures import siblings_of
 from .pipeline import front_end, local_unit, parse_and_fence
 from .resolve import Environment
 
@@ -36,7 +37,8 @@ class ForwardCompiler:
                 tree, source = parse_and_fence(fn)
                 env = TrackingEnvironment(fn, None, functions)
                 self.deps += env.deps
-            self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env, {})
+            self.units[key] = front_end(fn.__name__, fn.__qualname__, tree, source, env,
+                                        siblings_of(fn))
         return self.units[key]
 
     def request(self, target, pattern):

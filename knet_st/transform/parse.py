@@ -6,6 +6,7 @@ the other passes use.
 """
 
 import ast
+import copy
 import inspect
 import linecache
 import textwrap
@@ -46,6 +47,9 @@ def parse_function(fn):
     Returns ``(tree, source)``.  Raises :class:`TransformError` when the source
     cannot be found (a lambda, a builtin, code typed at an interactive prompt).
     """
+    given = getattr(fn, "__knet_st_tree__", None)
+    if given is not None:               # a function defined inside (closures.function_of)
+        return copy.deepcopy(given[0]), given[1]
     code = getattr(fn, "__code__", None)
     filename = code.co_filename if code else "<unknown>"
     if code is None:

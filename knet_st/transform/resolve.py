@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .closures import LocalFunction, environment_names, hidden_name, local_value
+from .closures import LocalFunction, environment_names, function_of, hidden_name, local_value
 from .facts import fact, has_fact, set_fact
 from .registry import is_gradient_maker, is_nondifferentiable, refusal, rule_for
 
@@ -141,11 +141,13 @@ def _value_of(node, env, local_names, dotted):
     return obj if _is_function(obj) else None
 
 
-def _gradient_functions(tree, env, local_names):
+def _gradient_functions(tree, env, local_names, local_functions):
     """Names bound once to ``kt.grad(f, wrt=k)`` (or ``kt.value_and_grad``) of
     a function ``f`` known at transform time: the gradient function, made
-    now, to be differentiated in turn when it is called."""
+    now, to be differentiated in turn when it is called, and the enclosing
+    variables its calls pass last (``f`` defined inside: its lifted form)."""
     found, counts, values = {}, {}, {}
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             counts[node.targets[0].id] = counts.get(node.targets[0].id, 0) + 1
@@ -163,7 +165,12 @@ def _gradient_functions(tree, env, local_names):
             continue
         if maker is None or not is_gradient_maker(maker):
             continue
-        fn = _value_of(call.args[0], env, local_names, {})
+        inner = fact(call.args[0], "local_function", None) \
+            if isinstance(call.args[0], ast.Constant) else None
+        if inner in local_functions:          # kt.grad of a function defined inside
+            fn, free = _lifted_function(inner, node, tree, local_functions, env, called)
+        else:
+            fn, free = _value_of(call.args[0], env, local_names, {}), ()
         options = {k.arg: k.value for k in call.keywords}
         for key, value in list(options.items()):    # wrt=(0, 1): a temporary now
             if isinstance(value, ast.Name) and counts.get(value.id) == 1:
@@ -173,10 +180,27 @@ def _gradient_functions(tree, env, local_names):
             continue
         try:
             options = {k: ast.literal_eval(v) for k, v in options.items()}
-            found[node.targets[0].id] = maker(fn, **options)
+            found[node.targets[0].id] = (maker(fn, **options), free)
+            if inner in local_functions:      # made here: the code does not make it
+                node.value = ast.copy_location(ast.Constant(None), node.value)
         except (ValueError, TypeError):
             continue
     return found
+
+
+def _lifted_function(inner, assignment, tree, local_functions, env, called):
+    """For ``g = kt.grad(inner)`` of a function defined inside: a Python
+    function standing for its lifted form (:func:`.closures.function_of`)
+    and the enclosing variables it takes last, which calls of ``g`` pass."""
+    lifted, unit = local_functions[inner]
+    name = assignment.targets[0].id
+    if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+           and id(n) not in called for n in ast.walk(tree)):
+        raise unit.source.error(f"the gradient of {inner!r}, a function defined inside, "
+                                f"may only be called here (kt.grad({inner})(x)), not "
+                                "passed on or stored", assignment)
+    return (function_of(lifted, unit.source, env.globals, unit.local_functions),
+            fact(lifted, "free_variables", ()))
 
 
 def _dotted_value(node, env):
@@ -264,15 +288,16 @@ def resolve_calls(tree, env, local_functions, source):
               and (isinstance(n.value, (ast.Attribute, ast.Name)) or
                    isinstance(n.value, ast.Constant) and has_fact(n.value, "local_function"))}
 
-    gradients = _gradient_functions(tree, env, local_names)
+    gradients = _gradient_functions(tree, env, local_names, local_functions)
 
     def visit(node, stmt):
         for child in ast.iter_child_nodes(node):
             where = child if isinstance(child, ast.stmt) else stmt
             if isinstance(child, ast.Call):
                 if isinstance(child.func, ast.Name) and child.func.id in gradients:
-                    set_fact(child, "target", Target("gradient", gradients[child.func.id],
-                                                     child.func.id))
+                    function, free = gradients[child.func.id]
+                    child.args = child.args + [ast.Name(v, ast.Load()) for v in free]
+                    set_fact(child, "target", Target("gradient", function, child.func.id))
                     visit(child, where)
                     continue
                 set_fact(child, "target", _resolve(child, env, local_names,
