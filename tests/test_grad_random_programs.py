@@ -759,7 +759,7 @@ class Program:
         form = r.choice(["del", "else", "finally", "walrus", "dictcomp", "nested", "starred",
                          "merged", "map", "fnvar", "fnlist", "nonlocal", "global", "import",
                          "withexit", "except", "except", "closure", "closure", "scan",
-                         "match"])
+                         "match", "patterns"])
         lines = {
             "del": [f"{v} = h * 2.0", "h = h + " + v + " * 0.25", f"del {v}"],
             "walrus": [f"if ({v} := np.sum(h * x)) > {r.choice(['0', '-1', '1'])}:",
@@ -813,6 +813,19 @@ class Program:
                            f"    case n{v} if n{v} > 2:",
                            f"        acc = acc + np.sum(h) * n{v} * 0.1",
                            "    case _:", "        h = np.sin(h) + x * 0.1"]
+        elif form == "patterns":     # starred, mapping and class patterns
+            lines[form] = r.choice([
+                [f"match [h, x, np.sin(h)][:{r.randrange(4)}]:",
+                 "    case [first, *rest] if len(rest) > " + str(r.randrange(2)) + ":",
+                 "        h = first * 0.5 + sum(rest) * 0.25",
+                 "    case [*init, last]:", "        h = h * 0.5 + last * 0.25",
+                 "    case _:", "        acc = acc + np.sum(h) * 0.1"],
+                ["match d:", f"    case {{'a': {v}, **others}}:",
+                 f"        h = h + {v} * 0.25 + others.get('b', x) * 0.1",
+                 "    case {'b': bb} | {'c': bb}:", "        h = h + bb * 0.5"],
+                [f"match {r.choice(['sc', 'k', 'len(hs) * 0.5'])}:",
+                 f"    case float({v}) if {v} > 0.75:", f"        h = h * {v}",
+                 "    case int() | float():", "        h = np.tanh(h) + x * 0.1"]])
         elif form == "closure":
             fn = r.choice([f"lambda u: np.tanh(u) * sc + x * 0.1", "layer",
                            f"lambda u: np.sin(u) * w[{a}][0, 0]", "chosen"])
@@ -843,8 +856,10 @@ class Program:
         r = self.rng
         loss = r.choice(["helper_loss", "deep_loss"])
         g = self.new("g")
-        form = r.choice(["grad1", "grad1", "vg", "grad0", "both"])   # both: finding 10
-        if form == "grad1":
+        form = r.choice(["grad1", "grad1", "vg", "grad0", "both", "local"])  # both: finding 10
+        if form == "local":                 # the gradient of a function defined inside f
+            self.emit(depth, f"{g} = kt.grad(crit)(h)")
+        elif form == "grad1":
             self.emit(depth, f"{g} = kt.grad({loss}, wrt=1)(w, h)")
         elif form == "vg":
             self.emit(depth, f"val, {g} = kt.value_and_grad({loss}, wrt=1)(w, h)")
@@ -870,6 +885,7 @@ class Program:
                       "    pw = 2", "    nw = len(w)", "",
                       "    def layer(v):", "        return np.tanh(w[1] @ v) + s[0] * 0.1", "",
                       "    def grow(v):", "        hs.append(np.cos(v) * 0.3)", "",
+                      "    def crit(v):", "        return np.sum(np.tanh(w[0] @ v) * x)", "",
                       "    tot = 0.0", "",
                       "    def addto(v):", "        nonlocal tot",
                       "        tot = tot + np.sum(v * v) * 0.1", "        return v * 0.5", ""]
