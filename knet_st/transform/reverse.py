@@ -387,13 +387,20 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
                                  "held in a variable the compiler cannot follow (taken from a "
                                  "loop, a list or a dict): pass the function itself (np.tanh, "
                                  "a def) as the argument, or call it directly", stmt)
+            if target.kind == "opaque" and isinstance(target.obj, type) and \
+                    not target.obj.__module__.startswith(("numpy", "builtins", "cupy")):
+                raise self.error(f"cannot differentiate through objects of your class "
+                                 f"{target.name!r} made here: keep the values with "
+                                 "gradients in arrays, lists or dicts, and call plain "
+                                 "functions", stmt)
             if target.kind == "opaque":
                 raise self.error(f"no gradient is defined for {target.name!r}; declare one "
                                  "with knet_st.adjoint (see the README)", stmt)
             if target.kind == "method" and target.name not in METHODS and \
                     target.name not in NONDIFFERENTIABLE_METHODS:
                 raise self.error(f"no gradient is defined for the method "
-                                 f"'.{target.name}()'", stmt)
+                                 f"'.{target.name}()' (the methods of objects made in the "
+                                 "differentiated function are not followed)", stmt)
         elif isinstance(value, ast.Attribute) and self.is_active(value.value):
             if value.attr != "T" and value.attr not in NONDIFFERENTIABLE_ATTRIBUTES:
                 raise self.error(f"no gradient is defined for the attribute "
