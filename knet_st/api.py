@@ -59,13 +59,17 @@ class GradFunction:
         self.target_signature = inspect.signature(self.target)
         names = list(self.target_signature.parameters)
         given = list(self.signature.parameters)
-        # def f(w, *xs): the call's positions, *xs spread (transform.varargs)
+        # def f(w, *xs, **opts): the call's positions, *xs and **opts spread
+        # (transform.varargs: one parameter per value, the keywords' last)
         self.spread = next((p.name for p in self.signature.parameters.values()
                             if p.kind == p.VAR_POSITIONAL), None) \
             if self.target is fn else None
-        self.target_wrt = self.wrt if self.spread else \
+        self.spread_keywords = next((p.name for p in self.signature.parameters.values()
+                                     if p.kind == p.VAR_KEYWORD), None) \
+            if self.target is fn else None
+        self.target_wrt = self.wrt if self.spread or self.spread_keywords else \
             tuple(names.index(given[i]) for i in self.wrt)
-        self._count = None
+        self._count, self._keys = None, None    # of *args and **kwargs in the last call
         self.verbose = verbose
         self.value = value
         self._compiled, self._fkey = None, None
@@ -84,7 +88,7 @@ class GradFunction:
         if functions is None:
             functions = {name: p.default for name, p in self.target_signature.parameters.items()
                          if _is_function(p.default)}
-        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count)
+        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count, self._keys)
         compiled = self._compiled
         if compiled is None or not deps_valid(compiled[3]) or self._fkey != fkey:
             target = self.target
@@ -95,7 +99,7 @@ class GradFunction:
             if compiled is None or not deps_valid(compiled[3]):
                 try:
                     compiled = Compiler().compile_top(target, self.target_wrt, classes,
-                                                      functions, self._count)
+                                                      functions, self._count, self._keys)
                 except TransformError as e:     # ends the traceback at the user's line
                     exec(*_raise_at_user_line(e, target))
                     raise
@@ -142,28 +146,19 @@ class GradFunction:
                                               **{**self.keywords, **bound.arguments})
             full.apply_defaults()
             args = tuple(full.arguments.values())
-        elif kwargs or len(args) != self.nparams or self.spread:
-            bound = self.signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            if self.spread:
-                args = tuple(v for k, value in bound.arguments.items()
-                             for v in (value if k == self.spread else (value,)))
-                count = len(bound.arguments[self.spread])
-                if any(i >= len(args) for i in self.target_wrt):
-                    raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call "
-                                     f"gives {len(args)} arguments")
-                self._count = count         # part of the compiled code's key
-            else:
-                args = tuple(bound.arguments.values())
+        elif kwargs or len(args) != self.nparams or self.spread or self.spread_keywords:
+            args = self._spread_call(args, kwargs)
         key = signature(args) if _MODE != "off" else None
+        if key is not None and self._keys:          # f(w, a=1) and f(w, b=1) differ
+            key = (key, self._keys)
         if key is not None:
             # The fast path: this signature ran last time with the same code
             # (a signature holds the ids of the functions passed).
             hit = self._variants.get(key)
             if hit is not None and hit[0] is self._compiled and deps_valid(hit[0].deps):
                 return self._run(hit[1], args)
-        functions = {name: a for name, a in zip(self.target_signature.parameters, args)
-                     if type(a) in _FUNCTION_TYPES} if any(
+        functions = {name: a for name, a in zip(self._parameter_names(), args)
+                     if name is not None and type(a) in _FUNCTION_TYPES} if any(
                          type(a) in _FUNCTION_TYPES for a in args) else {}
         compiled = self.compiled(functions)
         variants = compiled.variants
@@ -178,6 +173,42 @@ class GradFunction:
                 self._variants[key] = (compiled, variant)
                 compiled = variant
         return self._run(compiled, args)
+
+    def _parameter_names(self):
+        """The parameter each value of the generated function's arguments goes
+        to, ``None`` for a value spread from ``*args`` or ``**kwargs`` (a
+        function there is not followed: calling it is refused)."""
+        names = []
+        for name, p in self.target_signature.parameters.items():
+            if name == self.spread:
+                names += [None] * self._count
+            elif name != self.spread_keywords:
+                names.append(name)
+        return names + [None] * len(self._keys or ())
+
+    def _spread_call(self, args, kwargs):
+        """The call's arguments as the generated function takes them: one per
+        parameter, ``*args`` and ``**kwargs`` spread into one per value (the
+        keywords' values last); sets the count and the keys, which are part
+        of the compiled code's key."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if not self.spread and not self.spread_keywords:
+            return tuple(bound.arguments.values())
+        keywords = bound.arguments.get(self.spread_keywords, {})
+        values = tuple(v for k, value in bound.arguments.items() if k != self.spread_keywords
+                       for v in (value if k == self.spread else (value,)))
+        if any(i >= len(values) for i in self.target_wrt):
+            raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call gives "
+                             f"{len(values)} arguments besides **{self.spread_keywords}"
+                             if self.spread_keywords else
+                             f"grad({self.fn.__name__}, wrt={self.wrt}): the call gives "
+                             f"{len(values)} arguments")
+        if self.spread:
+            self._count = len(bound.arguments[self.spread])
+        if self.spread_keywords:
+            self._keys = tuple(keywords)
+        return values + tuple(keywords.values())
 
     def _specialize(self, compiled, key, args):
         """The first call with argument signature ``key``: runs code that records

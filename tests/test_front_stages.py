@@ -17,6 +17,7 @@ from knet_st.transform.names import Names
 from knet_st.transform.normalize import normalize
 from knet_st.transform.parse import Source
 from knet_st.transform.scopes import imported, outer_names
+from knet_st.transform.varargs import spread_parameters
 
 
 def parsed(text):
@@ -151,3 +152,24 @@ def test_dispatch_tests_which_function_a_variable_holds():
     applied = [n for n in ast.walk(func) if isinstance(n, ast.Call) and
                ast.unparse(n.func) == "apply"]
     assert sorted(ast.unparse(n.args[0]) for n in applied) == ["np.tanh", "relu"]
+
+
+def test_spread_parameters_names_each_value_of_the_call():
+    func, _ = parsed("""\
+        def f(w, *xs, power=2, xs_0=1.0, **opts):
+            opts_0 = xs
+            return opts
+        """)
+    spread_parameters(func, 2, ("b", "a-b"))
+    args = func.args
+    assert [a.arg for a in args.args] == ["w", "xs_0_", "xs_1"]
+    assert [a.arg for a in args.kwonlyargs] == ["power", "xs_0", "opts_0_", "opts_1"]
+    assert args.vararg is None and args.kwarg is None
+    assert [ast.unparse(s) for s in func.body[:2]] == [
+        "xs = (xs_0_, xs_1)", "opts = {'b': opts_0_, 'a-b': opts_1}"]
+    func, _ = parsed("""\
+        def f(w, **opts):
+            return opts
+        """)
+    spread_parameters(func, None, ())
+    assert ast.unparse(func.body[0]) == "opts = {}" and not func.args.kwonlyargs

@@ -127,7 +127,17 @@ FUNCTIONS = {
                 add(w * x[i, 0])
             return acc
         """,
+    "keywords": """
+        def f(w, x, *rest, **opts):
+            h = np.tanh(x @ w[:4]) * opts.get("scale", 1.0)
+            for k, v in opts.items():
+                if k != "scale":
+                    h = h + v * w[:3]
+            return np.sum(h ** 2) + len(rest)
+        """,
 }
+# the keyword arguments each call of FUNCTIONS[name] gets
+KEYWORDS = {"keywords": {"scale": 2.0, "shift": 0.5}}
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -144,6 +154,8 @@ def test_python_against_autograd(tmp_path, name):
     rng = np.random.default_rng(len(name))
     w, x = rng.standard_normal(6), rng.standard_normal((3, 4))
     for wrt in (0, 1):
-        np.testing.assert_allclose(kt.grad(fns[0], wrt=wrt)(w, x),
-                                   autograd.grad(fns[1], wrt)(w, x), rtol=1e-7, atol=1e-10,
+        keywords = KEYWORDS.get(name, {})
+        np.testing.assert_allclose(kt.grad(fns[0], wrt=wrt)(w, x, **keywords),
+                                   autograd.grad(fns[1], wrt)(w, x, **keywords),
+                                   rtol=1e-7, atol=1e-10,
                                    err_msg=f"{name}, wrt={wrt}")

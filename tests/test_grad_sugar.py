@@ -4,11 +4,13 @@
 starred targets and displays, ``{**d}``: each against float64 central
 differences."""
 
+import copy
+
 import numpy as np
 import pytest
 
 import knet_st as kt
-from gradcheck import check_grad
+from gradcheck import check_grad, compare, numeric_grad
 
 R = np.random.default_rng(11)
 
@@ -643,6 +645,102 @@ def test_star_args_of_the_differentiated_function():
         np.testing.assert_allclose(g(*args), kt.grad(total_of)(*args))
     with pytest.raises(ValueError, match="the call gives 2 arguments"):
         kt.grad(total_of, wrt=3)(a, b)
+
+
+def peeled(*xs):
+    if len(xs) == 1:
+        return np.sum(xs[0] ** 2)
+    return np.sum(np.sin(xs[0]) * xs[1]) + peeled(*xs[1:])      # recursion: a tuple
+
+
+def test_star_args_of_the_differentiated_function_in_its_own_calls():
+    a, b, c = rnd(3), rnd(3), rnd(3)
+    check_grad(peeled, (a, b), wrt=(0, 1))
+    check_grad(peeled, (a, b, c), wrt=(0, 1, 2))
+
+
+# ------------------------------------------ **kwargs on the differentiated function
+
+def check_keywords(f, args, keywords, wrt=0):
+    """``kt.grad(f, wrt)(*args, **keywords)`` (and ``value_and_grad``) against
+    central differences of ``f(*args, **keywords)``."""
+    grads = kt.grad(f, wrt=wrt)(*copy.deepcopy(args), **copy.deepcopy(keywords))
+    value, grads2 = kt.value_and_grad(f, wrt=wrt)(*copy.deepcopy(args),
+                                                  **copy.deepcopy(keywords))
+    assert np.allclose(value, f(*copy.deepcopy(args), **copy.deepcopy(keywords)), rtol=1e-10)
+    for a, b in zip(grads if isinstance(wrt, tuple) else (grads,),
+                    grads2 if isinstance(wrt, tuple) else (grads2,)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    numeric = numeric_grad(lambda *a: f(*a, **copy.deepcopy(keywords)), args, wrt)
+    compare(grads, args, numeric, wrt)
+
+
+def scaled(w, x, **opts):
+    out = np.sum(np.tanh(w * x)) * opts.get("scale", 1.0)
+    if "shift" in opts:
+        out = out + np.sum(opts["shift"] * w ** 2)
+    for key, value in opts.items():
+        if key.startswith("extra"):
+            out = out + np.sum(np.sin(value * w))
+    return out / len(opts) if opts else out
+
+
+def first_option(w, **opts):
+    first = list(opts.values())[0]              # the call's order of the keys
+    return np.sum(first * w) + 2 * np.sum(opts["b"] * w ** 2)
+
+
+def options_helper(w, scale=1.0, shift=0.0):
+    return np.sum(np.exp(w * scale) + shift * w)
+
+
+def options_collector(w, **rest):
+    return sum(np.sum(v * w) for v in rest.values())
+
+
+def forwards_options(w, **opts):
+    return options_helper(w, scale=opts.get("scale", 1.0)) + \
+        options_collector(w ** 2, **opts)
+
+
+def everything(w, *xs, power=2, opts_0=1.0, **opts):
+    total = np.sum(w ** power) * opts_0
+    for x in xs:
+        total = total + np.sum(x * w) * opts.get("weight", 1.0)
+    if opts:
+        total = total + everything(w * 0.5, *xs[1:], power=power)     # recursion: a dict
+    return total
+
+
+def test_star_kwargs_of_the_differentiated_function():
+    w, x = rnd(3), rnd(3)
+    for keywords in [{}, {"scale": 2.0}, {"shift": rnd(3), "scale": 0.5},
+                     {"extra_a": rnd(3), "shift": 1.5}, {"scale": 2.0}]:
+        check_keywords(scaled, (w, x), keywords, wrt=(0, 1))
+    g = kt.grad(first_option)
+    for keywords in [{"a": 2.0, "b": 3.0}, {"b": 3.0, "a": 2.0}, {"a": 5.0, "b": 3.0}]:
+        check_keywords(first_option, (w,), keywords)       # other keys or order recompile
+        expected = list(keywords.values())[0] + 4 * keywords["b"] * w
+        np.testing.assert_allclose(g(w, **keywords), expected)
+    check_keywords(forwards_options, (w,), {"scale": 0.5})
+    check_keywords(forwards_options, (w,), {"shift": 2.0, "scale": 1.5})
+    check_keywords(everything, (w, x, rnd(3)), {"weight": 3.0, "power": 3}, wrt=(0, 2))
+    check_keywords(everything, (w, x), {"opts_0": 2.0, "opts_1": rnd(3)}, wrt=(0, 1))
+    check_keywords(everything, (w,), {})
+    with pytest.raises(ValueError, match="no parameter at position 2"):
+        kt.grad(scaled, wrt=2)(w, x, scale=1.0)
+    with pytest.raises(ValueError, match="the call gives 4 arguments besides [*][*]opts"):
+        kt.grad(everything, wrt=4)(w, x, power=3, weight=2.0)
+
+
+def calls_an_option(w, **opts):
+    return np.sum(opts["act"](w))  # <-
+
+
+def test_star_kwargs_holding_a_function():
+    with pytest.raises(kt.TransformError, match="cannot follow") as info:
+        kt.grad(calls_an_option)(rnd(3), act=np.tanh)
+    assert info.value.lineno is not None
 
 
 def names_the_rewrites_would_take(w, limit):

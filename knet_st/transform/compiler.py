@@ -141,7 +141,7 @@ class Compiler:
         self.deps = []
         self.summaries = {}
         self.top_function, self.top_classes, self.top_functions = None, {}, {}
-        self.top_count = None
+        self.top_target, self.top_spread = None, None
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -155,13 +155,15 @@ class Compiler:
         functions = dict(target.functions)
         if fn is self.top_function and not target.functions:
             functions = dict(self.top_functions)
-        spread = self.top_count if fn is self.top_function else None
+        # the call's *args and **kwargs spread: only in the top request (its
+        # own recursive calls pass a tuple and a dict, as to any helper)
+        spread = self.top_spread if target is self.top_target else None
         key = ("user", fn, tuple(sorted(classes.items(), key=lambda kv: kv[0])),
                tuple(sorted(((k, id(v)) for k, v in functions.items()))), spread)
         if key not in self.units:
             tree, source = parse_and_fence(fn)
-            if spread is not None:          # the top function's *args, as given
-                spread_parameters(tree, spread)
+            if spread is not None:          # the top function's *args, **kwargs, as given
+                spread_parameters(tree, *spread)
             env = TrackingEnvironment(fn, classes, functions)
             self.units[key] = front_end(tree.name, fn.__qualname__, tree, source, env, {})
             self.deps.append(env.deps)
@@ -335,23 +337,28 @@ class Compiler:
 
     # -- the module ------------------------------------------------------------
 
-    def compile_top(self, fn, wrt, classes=None, functions=None, count=None):
+    def compile_top(self, fn, wrt, classes=None, functions=None, count=None, keys=None):
         """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
         returns the forward and backward functions, the generated source and
         the names the code resolved (to notice redefinitions).  ``classes``
         maps parameters of a known class (a method's ``self``) to it,
         ``functions`` parameters that hold a function to it; ``count`` the
-        number of values its ``*args`` receives in the call."""
+        number of values its ``*args`` receives in the call, ``keys`` the
+        keys its ``**kwargs`` receives (in the call's order)."""
         self.top_function, self.top_classes = fn, dict(classes or {})
-        self.top_count = count
         self.top_functions = dict(functions or {})
         target = Target("user", fn, fn.__name__)
-        if fn.__code__.co_flags & inspect.CO_VARKEYWORDS or \
+        self.top_target = target
+        self.top_spread = (count, None if keys is None else tuple(keys)) \
+            if count is not None or keys is not None else None
+        if fn.__code__.co_flags & inspect.CO_VARKEYWORDS and keys is None or \
                 fn.__code__.co_flags & inspect.CO_VARARGS and count is None:
+            self.top_spread = None
             unit = self.unit_for(target)
-            raise unit.source.error("the differentiated function needs named parameters "
-                                    "or *args (**kwargs is fine in the functions it calls)",
-                                    unit.tree)
+            raise unit.source.error("the differentiated function's *args and **kwargs are "
+                                    "spread only when kt.grad gets the function itself (not "
+                                    "a method or a functools.partial of it): differentiate "
+                                    "a def with named parameters that calls it", unit.tree)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:
             fill_positions(function, origin)

@@ -1,4 +1,5 @@
-"""Pass 4b, varargs: calls of user functions with ``*args`` or ``**kwargs``.
+"""Pass 4b, varargs: calls of user functions with ``*args`` or ``**kwargs``,
+and the differentiated function's own (:func:`spread_parameters`).
 
 At each such call the arguments that the callee collects are packed first,
 ``t = (a, b)`` and ``d = {'k': v}``, and passed as ``f(*t, **d)``: the same
@@ -15,29 +16,51 @@ from .facts import fact, set_fact
 from .resolve import Target
 
 
-def spread_parameters(func, count):
+def spread_parameters(func, count, keys=None):
     """The differentiated function's ``*args`` as ``count`` named parameters
     (``args_0``, ``args_1``...; the gradient's positions then are the call's)
-    and ``args = (args_0, args_1, ...)`` first thing in its body; returns
-    ``func``."""
+    and ``args = (args_0, args_1, ...)`` first thing in its body; its
+    ``**kwargs`` as one keyword parameter per key the call gives (``keys``, in
+    the call's order: ``kwargs_0``...) and ``kwargs = {'k': kwargs_0, ...}``
+    after that.  The generated function then takes the call's values one by
+    one, the keywords' last.  Returns ``func``."""
     args = func.args
-    if args.vararg is None:
-        return func
-    base = args.vararg.arg
-    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)} | \
+        {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    packs = []
+    if args.vararg is not None and count is not None:
+        base = args.vararg.arg
+        names = _fresh_names(base, count, taken)
+        args.args = args.args + [ast.arg(n) for n in names]
+        args.vararg = None
+        packs.append(ast.Assign(
+            targets=[ast.Name(base, ast.Store())],
+            value=ast.Tuple(elts=[ast.Name(n, ast.Load()) for n in names], ctx=ast.Load())))
+    if args.kwarg is not None and keys is not None:
+        base = args.kwarg.arg
+        names = _fresh_names(base, len(keys), taken)
+        args.kwonlyargs = args.kwonlyargs + [ast.arg(n) for n in names]
+        args.kw_defaults = args.kw_defaults + [None] * len(names)
+        args.kwarg = None
+        packs.append(ast.Assign(
+            targets=[ast.Name(base, ast.Store())],
+            value=ast.Dict(keys=[ast.Constant(k) for k in keys],
+                           values=[ast.Name(n, ast.Load()) for n in names])))
+    func.body[:0] = [ast.copy_location(p, func.body[0]) for p in packs]
+    return func
+
+
+def _fresh_names(base, count, taken):
+    """``base_0``, ``base_1``... (``count`` of them), each made longer until
+    it is none of the names ``taken``; adds them to ``taken``."""
     names = []
     for i in range(count):
         candidate = f"{base}_{i}"
         while candidate in taken:
             candidate += "_"
+        taken.add(candidate)
         names.append(candidate)
-    args.args = args.args + [ast.arg(n) for n in names]
-    args.vararg = None
-    pack = ast.Assign(targets=[ast.Name(base, ast.Store())],
-                      value=ast.Tuple(elts=[ast.Name(n, ast.Load()) for n in names],
-                                      ctx=ast.Load()))
-    func.body.insert(0, ast.copy_location(pack, func.body[0]))
-    return func
+    return names
 
 
 def regular_parameters(func):
