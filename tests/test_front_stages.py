@@ -4,6 +4,7 @@ one in the supported subset; the gradients of the same constructs are
 checked in test_grad_sugar.py."""
 
 import ast
+import re
 import textwrap
 
 import numpy as np
@@ -17,7 +18,9 @@ from knet_st.transform.names import Names
 from knet_st.transform.normalize import normalize
 from knet_st.transform.parse import Source
 from knet_st.transform.scopes import imported, outer_names
-from knet_st.transform.varargs import spread_parameters
+from knet_st.transform.facts import set_fact
+from knet_st.transform.resolve import Target
+from knet_st.transform.varargs import pack_arguments, spread_parameters
 
 
 def parsed(text):
@@ -173,3 +176,24 @@ def test_spread_parameters_names_each_value_of_the_call():
         """)
     spread_parameters(func, None, ())
     assert ast.unparse(func.body[0]) == "opts = {}" and not func.args.kwonlyargs
+
+
+def test_varargs_spreads_a_star_given_to_a_primitive_by_its_count():
+    func, source = parsed("""\
+        def f(w, xs):
+            y = np.add(w, *xs)
+            z = np.sum(*xs, keepdims=True)
+            return y
+        """)
+    calls = [n for n in ast.walk(func) if isinstance(n, ast.Call)]
+    set_fact(calls[0], "target", Target("primitive", np.add, "np.add"))
+    set_fact(calls[1], "target", Target("primitive", np.sum, "np.sum"))
+    pack_arguments(func, Names.of(func), source)
+    text = ast.unparse(func)
+    assert not any(isinstance(n, ast.Starred) for n in ast.walk(func))
+    assert "y = np.add(w, item)" in text and "star_count_refused(count, 'np.add', (1,))" in text
+    # the rule sum(dy, y, a, axis=None, keepdims=False), keepdims given: 1 or 2 values
+    assert re.search(r"np\.sum\(item\d+, keepdims=True\)", text)
+    assert re.search(r"np\.sum\(item\d+, item\d+, keepdims=True\)", text)
+    assert "star_count_refused(count2, 'np.sum', (1, 2))" in text
+    assert text.count("= count2 ==") == 2

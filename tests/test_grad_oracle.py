@@ -135,6 +135,14 @@ FUNCTIONS = {
                     h = h + v * w[:3]
             return np.sum(h ** 2) + len(rest)
         """,
+    "starred": """
+        def f(w, x):
+            pair = (w[:4], x[0] * w[0])
+            parts = np.split(w, 3)
+            hs = [w, np.sin(w)]
+            return np.sum(np.maximum(*pair)) + np.sum(np.add(*parts[:2]) * parts[2]) + \
+                np.sum(np.stack((*hs, w)) ** 2) + np.sum(np.clip(x, *(-0.5, 0.5)) * x)
+        """,
 }
 # the keyword arguments each call of FUNCTIONS[name] gets
 KEYWORDS = {"keywords": {"scale": 2.0, "shift": 0.5}}

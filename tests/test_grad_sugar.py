@@ -765,3 +765,47 @@ def names_the_rewrites_would_take(w, limit):
 def test_rewrites_leave_the_users_names_alone():
     check_grad(names_the_rewrites_would_take, (rnd(3), 1), wrt=0)
     check_grad(names_the_rewrites_would_take, (rnd(3), 9), wrt=0)
+
+
+# ------------------------------------------------- *xs passed to a NumPy function
+
+def spreads_a_display(w):
+    pair = (w, w ** 2)
+    ab = [np.sin(w), w]
+    return np.sum(np.maximum(*pair)) + np.sum(np.add(*ab)) + np.sum(np.add(*[w, w * 3]))
+
+
+def spreads_a_parameter(w, xs):
+    return np.sum(np.multiply(*xs) * w) + np.sum(np.where(*(w > 0, w, 2 * w)))
+
+
+def spreads_between_arguments(w, rest):
+    hs = [w, 2 * w]
+    stacked = np.stack((*hs, np.tanh(w)))        # a starred display: a list of three
+    clipped = np.clip(w, *rest)                  # bounds from a tuple
+    return np.sum(stacked ** 2) + np.sum(clipped * w) + np.sum(np.sum(*[stacked], 0) * w)
+
+
+def spreads_a_slice(w, options):
+    parts = np.split(w, 3)
+    total = np.sum(np.maximum(*parts[:2]) * parts[2])
+    for i in range(2):
+        total = total + np.sum(np.sum(*options[:i + 1]) * w)
+    return total
+
+
+def spreads_too_many(w, xs):
+    return np.sum(np.add(*xs) * w)  # <-
+
+
+def test_star_arguments_of_numpy_functions():
+    w = rnd(6)
+    check_grad(spreads_a_display, (w,))
+    for xs in ([rnd(6), rnd(6)], (rnd(6), rnd(1))):
+        check_grad(spreads_a_parameter, (w, xs), wrt=(0, 1))
+    check_grad(spreads_between_arguments, (w, (-0.5, 0.5)))
+    check_grad(spreads_between_arguments, (w, [-0.3, 0.8]))
+    check_grad(spreads_a_slice, (w, (rnd(2, 6), 0)), wrt=(0, 1))
+    with pytest.raises(kt.TransformError, match="given 3 values by '[*]'") as info:
+        kt.grad(spreads_too_many)(w, [w, w, w])
+    assert info.value.lineno is not None and "np.add(*xs)" in info.value.line

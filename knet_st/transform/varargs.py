@@ -9,10 +9,12 @@ adjoints.  In the callee (:func:`regular_parameters`) ``*args`` and
 """
 
 import ast
+import copy
 import inspect
 
 from .trees import rewrite
 from .facts import fact, set_fact
+from .registry import rule_for
 from .resolve import Target
 
 
@@ -80,17 +82,95 @@ def regular_parameters(func):
 
 def pack_arguments(func, names, source):
     """Packs the collected arguments of every call of a user function with
-    ``*args`` or ``**kwargs`` in ``func`` (see the module doc)."""
+    ``*args`` or ``**kwargs`` in ``func`` (see the module doc); spreads the
+    ``*xs`` of a primitive's call (:func:`spread_starred`)."""
 
     def one(stmt):
         out = []
         call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
         if isinstance(call, ast.Call):
+            target = fact(call, "target", None)
+            if target is not None and target.kind == "primitive" and \
+                    any(isinstance(a, ast.Starred) for a in call.args):
+                return spread_starred(stmt, call, names, source)
             out += _pack(call, names, stmt, source)
         out.append(stmt)
         return out
 
     func.body = rewrite(func.body, one)
+
+
+_MOST_SPREAD = 8        # values a *xs given to a primitive with *args may hold
+
+
+def spread_starred(stmt, call, names, source):
+    """``y = np.add(a, *xs)`` as a test of ``len(xs)``: one branch per count
+    the primitive's adjoint rule takes, each an ordinary call of ``xs[0]``,
+    ``xs[1]``... (whose adjoints are the container's); another count is
+    refused when the code runs, at the user's line.  Returns the statements
+    that replace ``stmt``."""
+    target = fact(call, "target")
+    starred = [i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)]
+    if len(starred) > 1 or any(k.arg is None for k in call.keywords):
+        raise source.error(f"cannot differentiate several '*' or '**' arguments of "
+                           f"{target.name}: pass one *xs, the others one by one", stmt)
+    where = starred[0]
+    before, after = call.args[:where], call.args[where + 1:]
+    spread = call.args[where].value
+    counts = _counts(rule_for(target.obj), len(before) + len(after),
+                     {k.arg: k.value for k in call.keywords})
+    if not counts:
+        raise source.error(f"cannot differentiate this call of {target.name}: its "
+                           "arguments do not fit its adjoint rule", stmt)
+    count = names.fresh("count")
+    length = set_fact(ast.Call(func=ast.Name("len", ast.Load()), args=[_copy(spread)],
+                               keywords=[]), "runtime", "len")
+    set_fact(length, "target", Target("nondiff", None, "len"))
+    refused = set_fact(ast.Call(func=ast.Name("star_count_refused", ast.Load()), args=[
+        ast.Name(count, ast.Load()), ast.Constant(target.name),
+        ast.Constant(tuple(counts))], keywords=[]), "runtime", "star_count_refused")
+    set_fact(refused, "target", Target("nondiff", None, "star_count_refused"))
+    orelse = [ast.Expr(refused)]
+    for k in reversed(counts):
+        items = [names.fresh("item") for _ in range(k)]
+        body = [ast.Assign(targets=[ast.Name(n, ast.Store())], value=ast.Subscript(
+            value=_copy(spread), slice=ast.Constant(i), ctx=ast.Load()))
+            for i, n in enumerate(items)]
+        one = ast.Call(func=_copy(call.func), args=[_copy(a) for a in before] +
+                       [ast.Name(n, ast.Load()) for n in items] +
+                       [_copy(a) for a in after],
+                       keywords=[_copy(k) for k in call.keywords])
+        set_fact(one, "target", target)
+        replaced = _copy(stmt)
+        replaced.value = one
+        test = names.fresh("fits")
+        orelse = [ast.Assign(targets=[ast.Name(test, ast.Store())], value=ast.Compare(
+                      left=ast.Name(count, ast.Load()), ops=[ast.Eq()],
+                      comparators=[ast.Constant(k)])),
+                  ast.If(test=ast.Name(test, ast.Load()), body=body + [replaced],
+                         orelse=orelse)]
+    out = [ast.Assign(targets=[ast.Name(count, ast.Store())], value=length)] + orelse
+    return [ast.fix_missing_locations(ast.copy_location(s, stmt)) for s in out]
+
+
+def _counts(rule, fixed, keywords):
+    """The numbers of values a ``*xs`` may give to a primitive with adjoint
+    ``rule`` called with ``fixed`` other positional arguments and
+    ``keywords``: those the rule binds (at most ``_MOST_SPREAD``)."""
+    dummy = {k: ast.Constant(None) for k in keywords}
+    fits = []
+    for k in range(len(rule.params) + (_MOST_SPREAD if rule.varargs else 0) + 1 - fixed):
+        try:
+            rule.bind([ast.Constant(None)] * (fixed + k), dummy)
+        except TypeError:
+            continue
+        fits.append(k)
+    return fits[:_MOST_SPREAD]
+
+
+def _copy(node):
+    """A copy of a node of the call (its facts go along)."""
+    return copy.deepcopy(node)
 
 
 def _pack(call, names, stmt, source):
