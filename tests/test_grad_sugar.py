@@ -794,6 +794,23 @@ def spreads_a_slice(w, options):
     return total
 
 
+def spreads_into_a_local_function(w, x):
+    def layer(a, b):
+        return np.tanh(a * b + x)
+    pair = (w, w ** 2)
+    hs = [layer(*pair)]
+    for i in range(2):
+        hs.append(layer(hs[-1], *[np.sin(w) * i]))
+    return np.sum(hs[-1] * layer(*hs[:2]))
+
+
+def spreads_into_local_varargs(w):
+    def total(*vs):
+        return sum(vs)
+    pair = (w, w)
+    return np.sum(total(*pair))  # <-
+
+
 def spreads_too_many(w, xs):
     return np.sum(np.add(*xs) * w)  # <-
 
@@ -806,6 +823,10 @@ def test_star_arguments_of_numpy_functions():
     check_grad(spreads_between_arguments, (w, (-0.5, 0.5)))
     check_grad(spreads_between_arguments, (w, [-0.3, 0.8]))
     check_grad(spreads_a_slice, (w, (rnd(2, 6), 0)), wrt=(0, 1))
+    check_grad(spreads_into_a_local_function, (w, rnd(6)), wrt=(0, 1))
+    with pytest.raises(kt.TransformError, match="arguments of total") as info:
+        kt.grad(spreads_into_local_varargs)(w)
+    assert "total(*pair)" in info.value.line
     with pytest.raises(kt.TransformError, match="given 3 values by '[*]'") as info:
         kt.grad(spreads_too_many)(w, [w, w, w])
     assert info.value.lineno is not None and "np.add(*xs)" in info.value.line

@@ -90,8 +90,9 @@ def pack_arguments(func, names, source):
         call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
         if isinstance(call, ast.Call):
             target = fact(call, "target", None)
-            if target is not None and target.kind == "primitive" and \
-                    any(isinstance(a, ast.Starred) for a in call.args):
+            if target is not None and any(isinstance(a, ast.Starred) for a in call.args) \
+                    and (target.kind == "primitive" or target.kind == "local" and
+                         target.obj[0].args.vararg is None):
                 return spread_starred(stmt, call, names, source)
             out += _pack(call, names, stmt, source)
         out.append(stmt)
@@ -105,7 +106,8 @@ _MOST_SPREAD = 8        # values a *xs given to a primitive with *args may hold
 
 def spread_starred(stmt, call, names, source):
     """``y = np.add(a, *xs)`` as a test of ``len(xs)``: one branch per count
-    the primitive's adjoint rule takes, each an ordinary call of ``xs[0]``,
+    the primitive's adjoint rule takes (or a function defined inside the
+    differentiated one its parameters), each an ordinary call of ``xs[0]``,
     ``xs[1]``... (whose adjoints are the container's); another count is
     refused when the code runs, at the user's line.  Returns the statements
     that replace ``stmt``."""
@@ -117,11 +119,16 @@ def spread_starred(stmt, call, names, source):
     where = starred[0]
     before, after = call.args[:where], call.args[where + 1:]
     spread = call.args[where].value
-    counts = _counts(rule_for(target.obj), len(before) + len(after),
-                     {k.arg: k.value for k in call.keywords})
+    if target.kind == "primitive":
+        binds = rule_for(target.obj).bind
+    else:
+        signature = _signature(target.obj[0])
+        binds = lambda args, keywords: signature.bind(*args, **keywords)    # noqa: E731
+    counts = _counts(binds, len(before) + len(after), {k.arg for k in call.keywords},
+                     target.kind == "primitive" and rule_for(target.obj).varargs)
     if not counts:
-        raise source.error(f"cannot differentiate this call of {target.name}: its "
-                           "arguments do not fit its adjoint rule", stmt)
+        raise source.error(f"cannot differentiate this call of {target.name}: no number "
+                           "of values from '*' fits its parameters", stmt)
     count = names.fresh("count")
     length = set_fact(ast.Call(func=ast.Name("len", ast.Load()), args=[_copy(spread)],
                                keywords=[]), "runtime", "len")
@@ -153,19 +160,39 @@ def spread_starred(stmt, call, names, source):
     return [ast.fix_missing_locations(ast.copy_location(s, stmt)) for s in out]
 
 
-def _counts(rule, fixed, keywords):
-    """The numbers of values a ``*xs`` may give to a primitive with adjoint
-    ``rule`` called with ``fixed`` other positional arguments and
-    ``keywords``: those the rule binds (at most ``_MOST_SPREAD``)."""
+def _counts(binds, fixed, keywords, varargs):
+    """The numbers of values a ``*xs`` may give to a call with ``fixed`` other
+    positional arguments and the ``keywords``: those for which ``binds(args,
+    keywords)`` raises no ``TypeError`` (at most ``_MOST_SPREAD``; up to that
+    many more where the callee has ``varargs``)."""
     dummy = {k: ast.Constant(None) for k in keywords}
     fits = []
-    for k in range(len(rule.params) + (_MOST_SPREAD if rule.varargs else 0) + 1 - fixed):
+    for k in range(2 * _MOST_SPREAD if varargs else _MOST_SPREAD + 1):
         try:
-            rule.bind([ast.Constant(None)] * (fixed + k), dummy)
+            binds([ast.Constant(None)] * (fixed + k), dummy)
         except TypeError:
             continue
         fits.append(k)
     return fits[:_MOST_SPREAD]
+
+
+def _signature(tree):
+    """The parameters of a lifted function's tree as an ``inspect.Signature``
+    (its defaults stand-ins: only which parameters have one matters)."""
+    args = tree.args
+    positional = args.posonlyargs + args.args
+    first_default = len(positional) - len(args.defaults)
+    kind = inspect.Parameter
+    params = [kind(a.arg, kind.POSITIONAL_OR_KEYWORD,
+                   default=None if i >= first_default else kind.empty)
+              for i, a in enumerate(positional)]
+    if args.vararg is not None:
+        params.append(kind(args.vararg.arg, kind.VAR_POSITIONAL))
+    params += [kind(a.arg, kind.KEYWORD_ONLY, default=kind.empty if d is None else None)
+               for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    if args.kwarg is not None:
+        params.append(kind(args.kwarg.arg, kind.VAR_KEYWORD))
+    return inspect.Signature(params)
 
 
 def _copy(node):
