@@ -17,6 +17,7 @@ from .runtime.observe import Record, signature
 from .transform import specialize
 from .transform.dead_value import NO_VALUE
 from .transform.compiler import Compiled, Compiler, deps_valid, emit
+from .transform.operands import argument_kind
 from .transform.registry import gradient_makers, nondifferentiable
 
 _CACHE_SIZE = 256
@@ -70,6 +71,7 @@ class GradFunction:
         self.target_wrt = self.wrt if self.spread or self.spread_keywords else \
             tuple(names.index(given[i]) for i in self.wrt)
         self._count, self._keys = None, None    # of *args and **kwargs in the last call
+        self._kinds = ()        # of the last call's values: lists or arrays (transform.operands)
         self.verbose = verbose
         self.value = value
         self._compiled, self._fkey = None, None
@@ -88,7 +90,8 @@ class GradFunction:
         if functions is None:
             functions = {name: p.default for name, p in self.target_signature.parameters.items()
                          if _is_function(p.default)}
-        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count, self._keys)
+        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count, self._keys,
+                self._kinds)
         compiled = self._compiled
         if compiled is None or not deps_valid(compiled[3]) or self._fkey != fkey:
             target = self.target
@@ -99,7 +102,8 @@ class GradFunction:
             if compiled is None or not deps_valid(compiled[3]):
                 try:
                     compiled = Compiler().compile_top(target, self.target_wrt, classes,
-                                                      functions, self._count, self._keys)
+                                                      functions, self._count, self._keys,
+                                                      self._kinds)
                 except TransformError as e:     # ends the traceback at the user's line
                     exec(*_raise_at_user_line(e, target))
                     raise
@@ -148,6 +152,7 @@ class GradFunction:
             args = tuple(full.arguments.values())
         elif kwargs or len(args) != self.nparams or self.spread or self.spread_keywords:
             args = self._spread_call(args, kwargs)
+        self._kinds = tuple(argument_kind(a) for a in args)
         key = signature(args) if _MODE != "off" else None
         if key is not None and self._keys:          # f(w, a=1) and f(w, b=1) differ
             key = (key, self._keys)

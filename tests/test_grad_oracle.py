@@ -143,6 +143,17 @@ FUNCTIONS = {
             return np.sum(np.maximum(*pair)) + np.sum(np.add(*parts[:2]) * parts[2]) + \
                 np.sum(np.stack((*hs, w)) ** 2) + np.sum(np.clip(x, *(-0.5, 0.5)) * x)
         """,
+    "plus_times": """
+        def f(w, x):
+            def join(p, q):
+                return p + q
+            def rep(p, n):
+                return p * n
+            rows = join([w[:4], w[2:] * 2], [x[0], x[1]])
+            copies = rep(rows[:2], 2)
+            return np.sum(rows[0] * rows[-1]) + np.sum(join(w[:4], x[2]) * copies[3]) + \
+                np.sum(rep(w, 2.0) * w)
+        """,
 }
 # the keyword arguments each call of FUNCTIONS[name] gets
 KEYWORDS = {"keywords": {"scale": 2.0, "shift": 0.5}}

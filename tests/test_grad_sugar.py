@@ -830,3 +830,77 @@ def test_star_arguments_of_numpy_functions():
     with pytest.raises(kt.TransformError, match="given 3 values by '[*]'") as info:
         kt.grad(spreads_too_many)(w, [w, w, w])
     assert info.value.lineno is not None and "np.add(*xs)" in info.value.line
+
+
+# ------------------------------- + and * on values that may be lists or arrays
+
+def concatenated(a, b):
+    c = a + b
+    return np.sum(c[0] * c[-1]) + np.sum(np.stack(c) ** 2)
+
+
+def summed_after_concatenating(a, b):
+    return np.sum((a + b) * np.arange(6.0).reshape(2, 3))     # a list of two: (2, 3)
+
+
+def join(p, q):
+    return p + q
+
+
+def repeat(p, n):
+    return p * n
+
+
+def joins_lists_and_arrays(w):
+    both = join([w], [np.sin(w)])            # the helper is compiled once, for both
+    total = join(w, w * 2)
+    for i in range(2):
+        both = join(both, [total * i])
+    return np.sum(both[0] * both[-1]) + np.sum(total) * len(both)
+
+
+def repeats_lists_and_arrays(w, n):
+    copies = repeat([w, w ** 2], n)
+    scaled = repeat(w, 3.0) + repeat(np.tanh(w), n)
+    return np.sum(copies[-1] * copies[0]) + np.sum(scaled * copies[1]) + \
+        np.sum(repeat(n, [w])[0])
+
+
+def accumulates_elements(xs):
+    acc = xs[0]
+    for i in range(1, len(xs)):
+        acc = acc + xs[i]                    # lists of arrays, or arrays
+    return np.sum(np.stack(acc) ** 2) if isinstance(acc, list) else np.sum(acc ** 2)
+
+
+def test_plus_and_times_on_lists_or_arrays():
+    a, b = [rnd(3), rnd(3)], [rnd(3)]
+    check_grad(concatenated, (a, b), wrt=(0, 1))
+    check_grad(concatenated, (tuple(a), tuple(b)), wrt=(0, 1))
+    check_grad(concatenated, (rnd(2, 3), rnd(2, 3)), wrt=(0, 1))
+    check_grad(summed_after_concatenating, ([rnd(3)], [rnd(3)]), wrt=(0, 1))
+    check_grad(summed_after_concatenating, (rnd(2, 3), rnd(3)), wrt=(0, 1))
+    check_grad(joins_lists_and_arrays, (rnd(3),))
+    check_grad(repeats_lists_and_arrays, (rnd(3), 2))
+    check_grad(repeats_lists_and_arrays, (rnd(3), np.int64(3)))
+    check_grad(accumulates_elements, ([[rnd(2)], [rnd(2), rnd(2)], [rnd(2)]],))
+    check_grad(accumulates_elements, ([rnd(2), rnd(2), rnd(2)],))
+
+
+def arithmetic_of_parameters(w, x):
+    return np.sum(w * x + x)
+
+
+def test_parameters_known_from_the_call_keep_their_operators():
+    g = kt.grad(arithmetic_of_parameters)
+    assert "plus(" in kt.source(g) and "times(" in kt.source(g)   # before a call: lists?
+    check_grad(arithmetic_of_parameters, (rnd(3), rnd(3)), wrt=(0, 1))
+    g(rnd(3), rnd(3))
+    assert "plus(" not in kt.source(g) and "times(" not in kt.source(g)
+    check_grad(repeated_parameter, ([rnd(3), rnd(3)], 2))          # a list, an int
+    check_grad(repeated_parameter, (rnd(3), 2))
+
+
+def repeated_parameter(w, n):
+    c = w * n
+    return np.sum(np.stack(c) ** 2) * n + np.sum(c[-1])

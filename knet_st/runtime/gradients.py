@@ -405,7 +405,13 @@ def matmul_grad_b(g, a, b):
 
 def split_grad(g, xs, axis, stacked):
     """Adjoint of ``np.concatenate(xs, axis)`` (or ``np.stack`` when ``stacked``):
-    a container adjoint with one slice of ``g`` per element of ``xs``."""
+    a container adjoint with one slice of ``g`` per element of ``xs``; an
+    array's adjoint when ``xs`` is an array (its rows were joined)."""
+    if not isinstance(xs, CONTAINERS):
+        axis = axis % np.ndim(g)
+        if stacked:
+            return np.moveaxis(g, axis, 0)
+        return np.stack(np.split(g, len(xs), axis=axis))
     if stacked:
         return {i: np.take(g, i, axis=axis) for i in range(len(xs))}
     ends = np.cumsum([np.shape(np.atleast_1d(x))[axis] for x in xs])

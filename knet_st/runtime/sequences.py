@@ -2,7 +2,9 @@
 (``[x] * n``) and copies (``list(xs)``), with the helpers of their adjoints.
 A sequence's adjoint is a dict ``{position: adjoint}`` (missing: zero)."""
 
-from .gradients import add, as_container
+import operator
+
+from .gradients import add, as_container, dense, unbroadcast
 
 
 def seq_concat(a, b):
@@ -13,6 +15,79 @@ def seq_concat(a, b):
 def seq_repeat(a, n):
     """``a * n`` of a list or tuple."""
     return a * n
+
+
+def plus(a, b):
+    """``a + b`` where the compiler cannot tell whether the operands are lists
+    or tuples (a concatenation) or arrays and numbers (an addition)."""
+    return a + b
+
+
+def times(a, b):
+    """``a * b`` where the compiler cannot tell a repetition of a list or
+    tuple from a product of arrays and numbers."""
+    return a * b
+
+
+def concatenates(a, b):
+    """Whether ``a + b`` concatenates (two lists or two tuples), as Python
+    decides it."""
+    return isinstance(a, list) and isinstance(b, list) or \
+        isinstance(a, tuple) and isinstance(b, tuple)
+
+
+def repeats(a, n):
+    """Whether ``a * n`` repeats the list or tuple ``a``: ``n`` is an index
+    (an int, a NumPy integer), as Python decides it."""
+    if not isinstance(a, (list, tuple)):
+        return False
+    try:
+        operator.index(n)
+    except TypeError:
+        return False
+    return True
+
+
+def plus_grad(g, x, other, last):
+    """The adjoint of the operand ``x`` of ``plus(x, other)`` (``last``:
+    of ``plus(other, x)``): its part of the sequence adjoint ``g`` where the
+    operands are concatenated, else ``g`` summed over what ``x`` was
+    broadcast along."""
+    if concatenates(x, other):
+        start = len(other) if last else 0
+        return seq_part(g, start, start + len(x))
+    return unbroadcast(g, x)
+
+
+def times_grad(g, x, other):
+    """The adjoint of the operand ``x`` of ``times(x, other)`` (either
+    order): the copies' adjoints added up where ``x`` is a repeated list or
+    tuple, none for the count, else the product's adjoint."""
+    if repeats(x, other):
+        return seq_fold(g, len(x))
+    if repeats(other, x):
+        return None
+    return unbroadcast(dense(g) * other, x)
+
+
+def times_tangent(a, b, da, db):
+    """The tangent of ``times(a, b)``: the repeated tangents of the list or
+    tuple, or the product rule."""
+    if repeats(a, b):
+        return da * b
+    if repeats(b, a):
+        return db * a
+    return da * b + a * db
+
+
+def times_grad_tangent(g, x, other, dg, dother):
+    """The tangent of ``times_grad(g, x, other)`` (linear in ``g``; in
+    ``other`` too where the product is arithmetic)."""
+    if repeats(x, other):
+        return seq_fold(dg, len(x))
+    if repeats(other, x):
+        return None
+    return unbroadcast(dense(dg) * other + dense(g) * dother, x)
 
 
 def seq_part(g, start, stop):

@@ -142,6 +142,7 @@ class Compiler:
         self.summaries = {}
         self.top_function, self.top_classes, self.top_functions = None, {}, {}
         self.top_target, self.top_spread = None, None
+        self.top_unit, self.top_kinds = None, ()
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -231,8 +232,10 @@ class Compiler:
     def _generate(self, unit, pattern, fwd_name, bwd_name, is_top, volatile):
         names = unit.names.copy()
         ctx = Context(unit.source, names, self.ns.bind)
+        kinds = dict(zip(unit.params, self.top_kinds)) \
+            if is_top and self.top_kinds and unit is self.top_unit else None
         fwd, bwd = back_end(unit, pattern, is_top, ctx, _Caller(self, unit, names),
-                            fwd_name, bwd_name, volatile)
+                            fwd_name, bwd_name, volatile, kinds)
         for fn in (fwd, bwd):
             self._bind_globals(fn, unit, names)
             fn.lineno = unit.tree.lineno
@@ -337,14 +340,17 @@ class Compiler:
 
     # -- the module ------------------------------------------------------------
 
-    def compile_top(self, fn, wrt, classes=None, functions=None, count=None, keys=None):
+    def compile_top(self, fn, wrt, classes=None, functions=None, count=None, keys=None,
+                    kinds=()):
         """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
         returns the forward and backward functions, the generated source and
         the names the code resolved (to notice redefinitions).  ``classes``
         maps parameters of a known class (a method's ``self``) to it,
         ``functions`` parameters that hold a function to it; ``count`` the
         number of values its ``*args`` receives in the call, ``keys`` the
-        keys its ``**kwargs`` receives (in the call's order)."""
+        keys its ``**kwargs`` receives (in the call's order); ``kinds`` those
+        of the values it is called with (:func:`.operands.argument_kind`, in
+        the order of the generated function's parameters)."""
         self.top_function, self.top_classes = fn, dict(classes or {})
         self.top_functions = dict(functions or {})
         target = Target("user", fn, fn.__name__)
@@ -359,6 +365,7 @@ class Compiler:
                                     "spread only when kt.grad gets the function itself (not "
                                     "a method or a functools.partial of it): differentiate "
                                     "a def with named parameters that calls it", unit.tree)
+        self.top_unit, self.top_kinds = self.unit_for(target), tuple(kinds)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:
             fill_positions(function, origin)

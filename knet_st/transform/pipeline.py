@@ -37,6 +37,7 @@ from .scopes import imported, outer_names
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
+from .operands import lower_ambiguous
 from .optimize import hoist_checks, propagate_copies
 from .parse import parse_function
 from .prepare import (check_aliasing, insert_live_flags, lower_augmented, lower_sequences,
@@ -112,13 +113,15 @@ def local_unit(target, units):
     return units[key]
 
 
-def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset()):
+def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset(),
+             kinds=None):
     """The forward and backward ``FunctionDef`` trees of ``unit`` differentiated
     with respect to its parameters at positions ``pattern``.  ``ctx`` is the
     :class:`~.context.Context` of this function, ``calls`` answers for the
     user functions it calls (``request``, ``bind``, ``parameters``, ``mutated``,
     ``stored``); ``volatile`` the parameters its caller changes in place
-    after the call."""
+    after the call; ``kinds`` the kinds of the parameters the call gives
+    (:mod:`.operands`), where known."""
     tree = copy.deepcopy(unit.tree)
     params = unit.params
     wrt = [params[i] for i in pattern]
@@ -133,6 +136,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     check_aliasing(ctx, tree, params, active, before, arrays, effects)
     active = lower_out(ctx, tree, active)
     active = lower_augmented(ctx, tree, active, arrays)
+    lower_ambiguous(ctx, tree, active, kinds)
     active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)
