@@ -197,3 +197,28 @@ def test_varargs_spreads_a_star_given_to_a_primitive_by_its_count():
     assert re.search(r"np\.sum\(item\d+, item\d+, keepdims=True\)", text)
     assert "star_count_refused(count2, 'np.sum', (1, 2))" in text
     assert text.count("= count2 ==") == 2
+
+
+def test_desugar_writes_out_the_functions_given_to_sorted_max_and_reduce():
+    func, source = parsed("""\
+        def f(xs, w):
+            key = lambda v: v * w
+            a = sorted(xs, key=key, reverse=True)
+            b = max(xs[0], xs[1], key=np.sum)
+            c = functools.reduce(key2, xs, 0.0) if w else reduce(key2, xs)
+            d = [sorted(xs, key=k) for k in ks]          # the key: a comprehension's
+            e = sorted(xs, key=make(2))                  # the key: a call
+            return a, b, c, d, e
+        """)
+    desugar(func, source, frozenset({"sorted", "max", "functools.reduce"}))
+    text = ast.unparse(func)
+    defs = {n.name: n for n in func.body if isinstance(n, ast.FunctionDef)}
+    assert {"sorted1", "max1", "reduce1"} <= set(defs)
+    assert "a = sorted1(xs, True)" in text and "b = max1([xs[0], xs[1]])" in text
+    assert "reduce1(xs, 0.0) if w else reduce(key2, xs)" in text   # reduce: not functools'
+    assert "sorted(xs, key=k)" in text and "sorted(xs, key=make(2))" in text
+    helpers = [fact(n, "runtime") for n in ast.walk(func)
+               if isinstance(n, ast.Call) and fact(n, "runtime", None)]
+    assert sorted(helpers) == ["extreme_position", "sort_order"]
+    loops = [n for n in ast.walk(defs["reduce1"]) if isinstance(n, ast.For)]
+    assert len(loops) == 1 and "key2(acc" in ast.unparse(loops[0])

@@ -154,6 +154,16 @@ FUNCTIONS = {
             return np.sum(rows[0] * rows[-1]) + np.sum(join(w[:4], x[2]) * copies[3]) + \
                 np.sum(rep(w, 2.0) * w)
         """,
+    "callbacks": """
+        import functools
+
+        def f(w, x):
+            rows = [x[0] * w[:4], x[1] + w[2:], np.tanh(x[2])]
+            ordered = sorted(rows, key=lambda v: np.sum(v), reverse=True)
+            best = max(rows, key=lambda v: v[0])
+            product = functools.reduce(lambda a, b: a * b, rows, w[1:5])
+            return np.sum(ordered[0] * ordered[-1]) + np.sum(best) + np.sum(product)
+        """,
 }
 # the keyword arguments each call of FUNCTIONS[name] gets
 KEYWORDS = {"keywords": {"scale": 2.0, "shift": 0.5}}

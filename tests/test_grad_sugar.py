@@ -5,6 +5,8 @@ starred targets and displays, ``{**d}``: each against float64 central
 differences."""
 
 import copy
+import functools
+from functools import reduce
 
 import numpy as np
 import pytest
@@ -904,3 +906,84 @@ def test_parameters_known_from_the_call_keep_their_operators():
 def repeated_parameter(w, n):
     c = w * n
     return np.sum(np.stack(c) ** 2) * n + np.sum(c[-1])
+
+
+# ------------------ sorted, min/max with key=, functools.reduce: the function given
+
+def sorts_by_key(xs, w):
+    by_size = sorted(xs, key=lambda v: np.sum(v * w))     # the key reads w: no gradient
+    largest_first = sorted(tuple(xs), key=np.linalg.norm, reverse=True)
+    scalars = sorted([np.sum(x) for x in xs])             # no key: the numbers themselves
+    return np.sum(by_size[0] * 2.0 + by_size[-1] * w) + np.sum(largest_first[0] ** 2) + \
+        scalars[0] * scalars[-1]
+
+
+def picks_by_key(xs, w):
+    def score(v):
+        return np.sum(np.tanh(v) * w)
+    best = max(xs, key=score)
+    worst = min(xs, key=lambda v: score(v))
+    first = max(xs[0], xs[1] * 2, xs[2], key=np.sum)      # several values
+    return np.sum(best * worst) + np.sum(first * w)
+
+
+def folds(xs, w):
+    product = functools.reduce(lambda a, b: a * b, xs)
+    weighted = reduce(lambda acc, v: acc * 0.5 + np.sin(v) * w, xs, np.zeros(2))
+    added = functools.reduce(np.add, xs[1:])
+    def joined(a, b):
+        return a + [b * w]
+    rows = reduce(joined, xs, [])                          # a list that grows
+    return np.sum(product) + np.sum(weighted ** 2) + np.sum(added) + np.sum(rows[-1] * rows[0])
+
+
+def folds_in_a_helper(xs, w):
+    return np.sum(sorted_total(xs, w) * w)
+
+
+def sorted_total(xs, w):
+    return reduce(lambda a, b: a + b, sorted(xs, key=lambda v: float(v[0])))
+
+
+def keys_from_a_parameter(xs, key):
+    return np.sum(sorted(xs, key=key)[0] * 3.0)  # <-
+
+
+def test_functions_given_to_sorted_min_max_reduce():
+    xs = [rnd(2), rnd(2) + 1.0, rnd(2) - 1.0]
+    w = rnd(2)
+    check_grad(sorts_by_key, (xs, w), wrt=(0, 1))
+    check_grad(picks_by_key, (xs, w), wrt=(0, 1))
+    check_grad(folds, (xs, w), wrt=(0, 1))
+    check_grad(folds, (tuple(xs), w), wrt=(0, 1))
+    check_grad(folds_in_a_helper, (xs, w), wrt=(0, 1))
+
+
+def test_functions_given_to_sorted_and_reduce_in_forward_mode():
+    xs, w = [rnd(2), rnd(2) + 1.0, rnd(2) - 1.0], rnd(2)
+    v = rnd(2)
+    _, along = kt.jvp(picks_by_key, wrt=1)(xs, w, v)
+    np.testing.assert_allclose(along, np.sum(kt.grad(picks_by_key, wrt=1)(xs, w) * v))
+    _, along = kt.jvp(folds_in_a_helper, wrt=1)(xs, w, v)
+    np.testing.assert_allclose(along, np.sum(kt.grad(folds_in_a_helper, wrt=1)(xs, w) * v))
+
+
+def make_key(scale):
+    return lambda v: np.sum(v) * scale
+
+
+def key_made_by_a_call(xs):
+    return np.sum(sorted(xs, key=make_key(2.0))[0])  # <-
+
+
+def key_from_a_comprehension(xs, keys):
+    return sum(np.sum(sorted(xs, key=k)[0]) for k in keys)  # <-
+
+
+def test_functions_given_to_sorted_that_stay_refused():
+    xs = [rnd(2), rnd(2)]
+    for f, args in [(key_made_by_a_call, (xs,)), (key_from_a_comprehension, (xs, [np.sum])),
+                    (keys_from_a_parameter, (xs, np.sum))]:
+        with pytest.raises(kt.TransformError) as info:
+            kt.grad(f)(*args)
+        assert info.value.lineno is not None and "sorted(xs, key=" in info.value.line

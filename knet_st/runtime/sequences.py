@@ -90,6 +90,19 @@ def times_grad_tangent(g, x, other, dg, dother):
     return unbroadcast(dense(dg) * other + dense(g) * dother, x)
 
 
+def sort_order(keys, reverse):
+    """The positions of ``keys`` in the order ``sorted(..., key=...,
+    reverse=reverse)`` puts them (the same comparisons; equal keys keep
+    their order).  No gradient: the keys only choose."""
+    return sorted(range(len(keys)), key=keys.__getitem__, reverse=reverse)
+
+
+def extreme_position(keys, which):
+    """The position ``max(..., key=...)`` (``which`` ``'max'``) or ``min``
+    chooses among ``keys``: the first of the largest (smallest)."""
+    return (max if which == "max" else min)(range(len(keys)), key=keys.__getitem__)
+
+
 def seq_part(g, start, stop):
     """The adjoint of ``seq[start:stop]`` taken from the adjoint ``g`` of ``seq``,
     renumbered from 0."""

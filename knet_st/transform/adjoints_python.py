@@ -45,7 +45,18 @@ def repetition_or_product(dy, y, a, b):
     db = times_grad(dy, b, a)
 
 
-# forward mode (forward over reverse) of plus, times and their adjoints' helpers
+# forward mode: copies of lists and tuples (sorted, min, max, reduce: .callbacks);
+# plus, times and their adjoints' helpers (forward over reverse too)
+@tangent(builtins.list)
+def list_tangent(y, iterable=(), *, diterable):
+    dy = list(diterable)
+
+
+@tangent(builtins.tuple)
+def tuple_tangent(y, iterable=(), *, diterable):
+    dy = tuple(diterable)
+
+
 @tangent(plus)
 def plus_tangent(y, a, b, *, da, db):
     dy = plus(da, db)

@@ -11,6 +11,7 @@ import inspect
 from typing import NamedTuple
 
 from ..runtime import gradients as rt
+from ..runtime import sequences
 from . import adjoints, adjoints_python  # noqa: F401  (register the rules)
 from .context import Context
 from .effects import mutated_parameters, stored_parameters
@@ -250,7 +251,8 @@ class Compiler:
         for node in ast.walk(fn):
             if isinstance(node, ast.Call) and fact(node, "runtime", None):
                 name = fact(node, "runtime")
-                obj = getattr(rt, name, None) or getattr(builtins, name)
+                obj = getattr(rt, name, None) or getattr(sequences, name, None) or \
+                    getattr(builtins, name)
                 node.func = bound_name(self.ns.bind(name, obj, names))
         for node in ast.walk(fn):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \

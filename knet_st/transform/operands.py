@@ -37,8 +37,8 @@ _ARRAY_MODULES = ("knet_st.runtime.nn", "knet_st.runtime.conv")
 _ARRAY_METHODS = frozenset({
     "sum", "mean", "prod", "max", "min", "dot", "reshape", "transpose", "ravel", "flatten",
     "squeeze", "astype", "cumsum", "clip", "std", "var"})
-_ARRAY_ATTRIBUTES = frozenset({"T", "real", "imag"})
-_NUMBER_ATTRIBUTES = frozenset({"ndim", "size", "dtype"})
+_ARRAY_ATTRIBUTES = frozenset({"T"})
+_NUMBER_ATTRIBUTES = frozenset({"ndim", "size", "dtype", "real", "imag"})
 _NUMBER_BUILTINS = frozenset({"len", "int", "float", "abs", "round", "bool", "str"})
 
 

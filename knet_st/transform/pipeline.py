@@ -18,6 +18,7 @@ helper calls recorded, rewritten for the shapes that call saw (and for a
 """
 
 import copy
+import functools
 from dataclasses import dataclass, field
 
 from .activity import analyze
@@ -77,9 +78,16 @@ def parse_and_fence(fn):
 
 
 def _builtin_names(fn):
-    """The names of Python's builtins that ``fn``'s module does not rebind."""
+    """The names of Python's builtins that ``fn``'s module does not rebind,
+    among those desugar rewrites, and ``reduce`` or ``functools.reduce``
+    where they mean ``functools.reduce``."""
     space = getattr(fn, "__globals__", {})
-    return frozenset(n for n in ("map",) if n not in space)
+    names = {n for n in ("map", "sorted", "min", "max") if n not in space}
+    if space.get("reduce") is functools.reduce:
+        names.add("reduce")
+    if space.get("functools") is functools:
+        names.add("functools.reduce")
+    return frozenset(names)
 
 
 def front_end(name, qualname, tree, source, env, local_functions):
