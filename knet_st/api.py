@@ -234,6 +234,10 @@ class GradFunction:
     def _run(self, compiled, args):
         """Runs a compiled forward and backward function on ``args``: the result
         of a call."""
+        # code that deletes from lists (del xs[i]) may shorten an argument: its
+        # gradient has the structure the argument had before the call
+        before = {i: _structure(args[i]) for i in self.target_wrt} \
+            if "deletion" in compiled.source else None
         token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
         try:
             out, saved = compiled.forward(*args)
@@ -253,12 +257,13 @@ class GradFunction:
         except Exception as exc:
             _note_generated(exc, compiled.lines)
             raise
+        shaped = args if before is None else before
         if self.single:
-            result = materialize(grads, args[self.target_wrt[0]])
+            result = materialize(grads, shaped[self.target_wrt[0]])
         else:
             if len(self.wrt) == 1:
                 grads = (grads,)
-            result = tuple([materialize(g, args[i]) for g, i in zip(grads, self.target_wrt)])
+            result = tuple([materialize(g, shaped[i]) for g, i in zip(grads, self.target_wrt)])
         return (out, result) if self.value else result
 
     def __repr__(self):
@@ -267,6 +272,16 @@ class GradFunction:
 
 _REAL_SCALARS = frozenset([float, int, np.float64, np.float32, np.float16])
 _FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, np.ufunc)
+
+
+def _structure(x):
+    """``x`` with its lists, tuples and dicts copied (not their elements): what
+    it holds now, whatever is deleted from it later."""
+    if type(x) in (list, tuple):
+        return type(x)([_structure(v) for v in x])
+    if type(x) is dict:
+        return {k: _structure(v) for k, v in x.items()}
+    return x
 
 
 def _is_function(obj):

@@ -164,6 +164,16 @@ FUNCTIONS = {
             product = functools.reduce(lambda a, b: a * b, rows, w[1:5])
             return np.sum(ordered[0] * ordered[-1]) + np.sum(best) + np.sum(product)
         """,
+    "deletions": """
+        def f(w, x):
+            rows = [w[:4], x[0] * 2, np.tanh(x[1]), w[2:] * x[2]]
+            del rows[1]
+            parts = {"a": w, "b": x[0]}
+            del parts["a"]
+            while len(rows) > 2:
+                del rows[-1]
+            return np.sum(rows[0] * rows[-1]) + np.sum(parts["b"] * w[:4])
+        """,
 }
 # the keyword arguments each call of FUNCTIONS[name] gets
 KEYWORDS = {"keywords": {"scale": 2.0, "shift": 0.5}}

@@ -103,6 +103,31 @@ def extreme_position(keys, which):
     return (max if which == "max" else min)(range(len(keys)), key=keys.__getitem__)
 
 
+def deletion(x, index):
+    """What ``del x[index]`` removes, for its adjoint: ``(length, positions)``
+    of a list, ``(None, key)`` of a dict."""
+    if isinstance(x, dict):
+        return None, index
+    positions = range(len(x))[index]
+    return len(x), (positions,) if isinstance(positions, int) else tuple(positions)
+
+
+def deletion_grad(g, removed):
+    """The adjoint of a container before ``del x[index]`` from its adjoint
+    ``g`` after (``removed`` from :func:`deletion`): a list's positions
+    moved back past the removed ones, a dict's key gone (the value removed
+    gets no gradient: nothing reads it)."""
+    g = as_container(g)
+    if g is None:
+        return None
+    length, what = removed
+    if length is None:
+        return {k: v for k, v in g.items() if k != what}
+    gone = set(what)
+    kept = [i for i in range(length) if i not in gone]
+    return {kept[j]: v for j, v in g.items()}
+
+
 def seq_part(g, start, stop):
     """The adjoint of ``seq[start:stop]`` taken from the adjoint ``g`` of ``seq``,
     renumbered from 0."""
