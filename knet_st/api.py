@@ -5,11 +5,11 @@ import copy
 import functools
 import os
 import inspect
-import linecache
 import types
 
 import numpy as np
 
+from ._user_errors import _note_generated, _raise_at_user_line, check_wrt
 from .errors import TransformError
 from .runtime.gradients import materialize
 from .runtime.host_memory import keep_freed_memory
@@ -18,6 +18,7 @@ from .runtime.observe import Record, signature
 from .transform import specialize
 from .transform.dead_value import NO_VALUE
 from .transform.compiler import Compiled, Compiler, deps_valid, emit
+from .transform.operands import argument_kind
 from .transform.registry import gradient_makers, nondifferentiable
 
 _CACHE_SIZE = 256
@@ -60,13 +61,18 @@ class GradFunction:
         self.target_signature = inspect.signature(self.target)
         names = list(self.target_signature.parameters)
         given = list(self.signature.parameters)
-        # def f(w, *xs): the call's positions, *xs spread (transform.varargs)
+        # def f(w, *xs, **opts): the call's positions, *xs and **opts spread
+        # (transform.varargs: one parameter per value, the keywords' last)
         self.spread = next((p.name for p in self.signature.parameters.values()
                             if p.kind == p.VAR_POSITIONAL), None) \
             if self.target is fn else None
-        self.target_wrt = self.wrt if self.spread else \
+        self.spread_keywords = next((p.name for p in self.signature.parameters.values()
+                                     if p.kind == p.VAR_KEYWORD), None) \
+            if self.target is fn else None
+        self.target_wrt = self.wrt if self.spread or self.spread_keywords else \
             tuple(names.index(given[i]) for i in self.wrt)
-        self._count = None
+        self._count, self._keys = None, None    # of *args and **kwargs in the last call
+        self._kinds = ()        # of the last call's values: lists or arrays (transform.operands)
         self.verbose = verbose
         self.value = value
         self._compiled, self._fkey = None, None
@@ -85,7 +91,8 @@ class GradFunction:
         if functions is None:
             functions = {name: p.default for name, p in self.target_signature.parameters.items()
                          if _is_function(p.default)}
-        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count)
+        fkey = (tuple((k, id(v)) for k, v in functions.items()), self._count, self._keys,
+                self._kinds)
         compiled = self._compiled
         if compiled is None or not deps_valid(compiled[3]) or self._fkey != fkey:
             target = self.target
@@ -97,7 +104,8 @@ class GradFunction:
                 keep_freed_memory()
                 try:
                     compiled = Compiler().compile_top(target, self.target_wrt, classes,
-                                                      functions, self._count)
+                                                      functions, self._count, self._keys,
+                                                      self._kinds)
                 except TransformError as e:     # ends the traceback at the user's line
                     exec(*_raise_at_user_line(e, target))
                     raise
@@ -144,28 +152,20 @@ class GradFunction:
                                               **{**self.keywords, **bound.arguments})
             full.apply_defaults()
             args = tuple(full.arguments.values())
-        elif kwargs or len(args) != self.nparams or self.spread:
-            bound = self.signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            if self.spread:
-                args = tuple(v for k, value in bound.arguments.items()
-                             for v in (value if k == self.spread else (value,)))
-                count = len(bound.arguments[self.spread])
-                if any(i >= len(args) for i in self.target_wrt):
-                    raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call "
-                                     f"gives {len(args)} arguments")
-                self._count = count         # part of the compiled code's key
-            else:
-                args = tuple(bound.arguments.values())
+        elif kwargs or len(args) != self.nparams or self.spread or self.spread_keywords:
+            args = self._spread_call(args, kwargs)
+        self._kinds = tuple(argument_kind(a) for a in args)
         key = signature(args) if _MODE != "off" else None
+        if key is not None and self._keys:          # f(w, a=1) and f(w, b=1) differ
+            key = (key, self._keys)
         if key is not None:
             # The fast path: this signature ran last time with the same code
             # (a signature holds the ids of the functions passed).
             hit = self._variants.get(key)
             if hit is not None and hit[0] is self._compiled and deps_valid(hit[0].deps):
                 return self._run(hit[1], args)
-        functions = {name: a for name, a in zip(self.target_signature.parameters, args)
-                     if type(a) in _FUNCTION_TYPES} if any(
+        functions = {name: a for name, a in zip(self._parameter_names(), args)
+                     if name is not None and type(a) in _FUNCTION_TYPES} if any(
                          type(a) in _FUNCTION_TYPES for a in args) else {}
         compiled = self.compiled(functions)
         variants = compiled.variants
@@ -180,6 +180,42 @@ class GradFunction:
                 self._variants[key] = (compiled, variant)
                 compiled = variant
         return self._run(compiled, args)
+
+    def _parameter_names(self):
+        """The parameter each value of the generated function's arguments goes
+        to, ``None`` for a value spread from ``*args`` or ``**kwargs`` (a
+        function there is not followed: calling it is refused)."""
+        names = []
+        for name, p in self.target_signature.parameters.items():
+            if name == self.spread:
+                names += [None] * self._count
+            elif name != self.spread_keywords:
+                names.append(name)
+        return names + [None] * len(self._keys or ())
+
+    def _spread_call(self, args, kwargs):
+        """The call's arguments as the generated function takes them: one per
+        parameter, ``*args`` and ``**kwargs`` spread into one per value (the
+        keywords' values last); sets the count and the keys, which are part
+        of the compiled code's key."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if not self.spread and not self.spread_keywords:
+            return tuple(bound.arguments.values())
+        keywords = bound.arguments.get(self.spread_keywords, {})
+        values = tuple(v for k, value in bound.arguments.items() if k != self.spread_keywords
+                       for v in (value if k == self.spread else (value,)))
+        if any(i >= len(values) for i in self.target_wrt):
+            raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call gives "
+                             f"{len(values)} arguments besides **{self.spread_keywords}"
+                             if self.spread_keywords else
+                             f"grad({self.fn.__name__}, wrt={self.wrt}): the call gives "
+                             f"{len(values)} arguments")
+        if self.spread:
+            self._count = len(bound.arguments[self.spread])
+        if self.spread_keywords:
+            self._keys = tuple(keywords)
+        return values + tuple(keywords.values())
 
     def _specialize(self, compiled, key, args):
         """The first call with argument signature ``key``: runs code that records
@@ -200,6 +236,10 @@ class GradFunction:
     def _run(self, compiled, args):
         """Runs a compiled forward and backward function on ``args``: the result
         of a call."""
+        # code that deletes from lists (del xs[i]) may shorten an argument: its
+        # gradient has the structure the argument had before the call
+        before = {i: _structure(args[i]) for i in self.target_wrt} \
+            if "deletion" in compiled.source else None
         token = _TRAINING.set(True)   # dropout is on while differentiating, as in Knet
         try:
             out, saved = compiled.forward(*args)
@@ -219,12 +259,13 @@ class GradFunction:
         except Exception as exc:
             _note_generated(exc, compiled.lines)
             raise
+        shaped = args if before is None else before
         if self.single:
-            result = materialize(grads, args[self.target_wrt[0]])
+            result = materialize(grads, shaped[self.target_wrt[0]])
         else:
             if len(self.wrt) == 1:
                 grads = (grads,)
-            result = tuple([materialize(g, args[i]) for g, i in zip(grads, self.target_wrt)])
+            result = tuple([materialize(g, shaped[i]) for g, i in zip(grads, self.target_wrt)])
         return (out, result) if self.value else result
 
     def __repr__(self):
@@ -233,6 +274,16 @@ class GradFunction:
 
 _REAL_SCALARS = frozenset([float, int, np.float64, np.float32, np.float16])
 _FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, np.ufunc)
+
+
+def _structure(x):
+    """``x`` with its lists, tuples and dicts copied (not their elements): what
+    it holds now, whatever is deleted from it later."""
+    if type(x) in (list, tuple):
+        return type(x)([_structure(v) for v in x])
+    if type(x) is dict:
+        return {k: _structure(v) for k, v in x.items()}
+    return x
 
 
 def _is_function(obj):
@@ -252,112 +303,6 @@ def _underlying(fn):
     if not hasattr(fn, "__code__"):
         raise TypeError(f"grad() needs a Python function defined with def, got {fn!r}")
     return fn, (), {}
-
-
-def _note_generated(exc, lines):
-    """Adds to an error raised in generated code a note naming the generated
-    function and the statements it ran for the user's line (the traceback
-    itself already shows the user's file and line)."""
-    tb, last = exc.__traceback__, None
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name in lines and lines[code.co_name][0] == code.co_filename:
-            last = (code.co_name, code.co_filename, tb.tb_lineno)
-        tb = tb.tb_next
-    if last is None:
-        return
-    name, filename, line = last
-    if isinstance(exc, TransformError):
-        if exc.lineno is None:          # a run-time refusal: at the user's line
-            exc.__init__(exc.reason, filename, line,
-                         linecache.getline(filename, line).strip())
-        return
-    if not hasattr(exc, "add_note"):
-        return
-    generated = lines[name][1].get(line, [])
-    text = "".join(f"\n    {s}" for s in generated)
-    exc.add_note(f"knet_st: raised in {name}, the code knet_st generated for "
-                 f"{filename}, line {line}{', which reads:' if text else ''}{text}\n"
-                 f"(print(kt.source(g)) shows all the generated code)")
-
-
-def check_wrt(fn, signature, wrt):
-    """``wrt`` as a tuple of parameter positions of ``fn``; a ``TypeError``
-    (not a position) or ``ValueError`` (no such parameter) that says which
-    positions there are otherwise."""
-    params = [p for p in signature.parameters.values()
-              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    names = [p.name for p in params]
-    varargs = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
-    name = getattr(fn, "__name__", "the function")
-    about = (f"{name}({', '.join(names)}) has {len(names)} parameter"
-             f"{'s' * (len(names) != 1)}"
-             + (f", at positions 0 to {len(names) - 1}" if len(names) > 1 else ""))
-    items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
-    if not items:
-        raise ValueError(f"grad({name}, wrt={wrt!r}): no parameter to differentiate; "
-                         f"{about}")
-    out = []
-    for i in items:
-        if isinstance(i, str):
-            hint = (f"; {i!r} is at position {names.index(i)}: wrt={names.index(i)}"
-                    if i in names else f"; {about}")
-            raise TypeError(f"grad({name}, wrt={wrt!r}): wrt takes parameter positions "
-                            f"(0, 1, ... or a tuple of them), not names{hint}")
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"grad({name}, wrt={wrt!r}): wrt must be a parameter "
-                            f"position (an int such as 0) or a tuple of them, not "
-                            f"{type(i).__name__} {i!r}")
-        if not 0 <= i < len(names) and not (i >= 0 and varargs):
-            raise ValueError(f"grad({name}, wrt={wrt!r}): no parameter at position "
-                             f"{i}; {about}")
-        if int(i) in out:
-            raise ValueError(f"grad({name}, wrt={wrt!r}): position {i} is given twice")
-        out.append(int(i))
-    return tuple(out)
-
-
-def _raise_at_user_line(error, fn):
-    """``(code, namespace)`` whose ``exec`` raises ``error`` (a
-    :class:`TransformError` from the compiler) from a frame at the user's
-    offending line, in the function that holds it: the traceback then ends
-    there instead of in the compiler's own frames."""
-    error.__cause__ = None
-    error.__suppress_context__ = True
-    error = error.with_traceback(None)
-    filename, lineno = error.filename, error.lineno
-    if not filename or not lineno or lineno < 1:
-        return "raise error", {"error": error}
-    name = _function_at(fn, filename, lineno) or "<module>"
-    # a raise with the user's line's indentation, spanning two lines, so
-    # that the traceback underlines nothing in the user's line
-    text = linecache.getline(filename, lineno)
-    indent = text[:len(text) - len(text.lstrip())] if lineno > 1 else ""
-    head = "\n" * (lineno - 2) + "if 1:\n" if indent else "\n" * (lineno - 1)
-    code = compile(head + indent + "raise \\\n error", filename, "exec")
-    return code.replace(co_name=name), {"error": error}
-
-
-def _function_at(fn, filename, lineno):
-    """The name of the innermost function of ``filename`` whose code spans
-    line ``lineno``, among ``fn`` and the functions of its module."""
-    candidates = [fn] + [v for v in getattr(fn, "__globals__", {}).values()
-                         if inspect.isfunction(v)]
-    best = None
-    stack = [f.__code__ for f in candidates if hasattr(f, "__code__")]
-    seen = set()
-    while stack:
-        code = stack.pop()
-        if id(code) in seen or code.co_filename != filename:
-            continue
-        seen.add(id(code))
-        lines = [line for _, _, line in code.co_lines() if line is not None]
-        if lines and min(min(lines), code.co_firstlineno) <= lineno <= max(lines):
-            span = max(lines) - code.co_firstlineno
-            if best is None or span < best[0]:
-                best = (span, code.co_name)
-        stack += [c for c in code.co_consts if inspect.iscode(c)]
-    return best[1] if best else None
 
 
 def _closure_key(fn):

@@ -4,6 +4,7 @@ one in the supported subset; the gradients of the same constructs are
 checked in test_grad_sugar.py."""
 
 import ast
+import re
 import textwrap
 
 import numpy as np
@@ -17,6 +18,9 @@ from knet_st.transform.names import Names
 from knet_st.transform.normalize import normalize
 from knet_st.transform.parse import Source
 from knet_st.transform.scopes import imported, outer_names
+from knet_st.transform.facts import set_fact
+from knet_st.transform.resolve import Target
+from knet_st.transform.varargs import pack_arguments, spread_parameters
 
 
 def parsed(text):
@@ -151,3 +155,70 @@ def test_dispatch_tests_which_function_a_variable_holds():
     applied = [n for n in ast.walk(func) if isinstance(n, ast.Call) and
                ast.unparse(n.func) == "apply"]
     assert sorted(ast.unparse(n.args[0]) for n in applied) == ["np.tanh", "relu"]
+
+
+def test_spread_parameters_names_each_value_of_the_call():
+    func, _ = parsed("""\
+        def f(w, *xs, power=2, xs_0=1.0, **opts):
+            opts_0 = xs
+            return opts
+        """)
+    spread_parameters(func, 2, ("b", "a-b"))
+    args = func.args
+    assert [a.arg for a in args.args] == ["w", "xs_0_", "xs_1"]
+    assert [a.arg for a in args.kwonlyargs] == ["power", "xs_0", "opts_0_", "opts_1"]
+    assert args.vararg is None and args.kwarg is None
+    assert [ast.unparse(s) for s in func.body[:2]] == [
+        "xs = (xs_0_, xs_1)", "opts = {'b': opts_0_, 'a-b': opts_1}"]
+    func, _ = parsed("""\
+        def f(w, **opts):
+            return opts
+        """)
+    spread_parameters(func, None, ())
+    assert ast.unparse(func.body[0]) == "opts = {}" and not func.args.kwonlyargs
+
+
+def test_varargs_spreads_a_star_given_to_a_primitive_by_its_count():
+    func, source = parsed("""\
+        def f(w, xs):
+            y = np.add(w, *xs)
+            z = np.sum(*xs, keepdims=True)
+            return y
+        """)
+    calls = [n for n in ast.walk(func) if isinstance(n, ast.Call)]
+    set_fact(calls[0], "target", Target("primitive", np.add, "np.add"))
+    set_fact(calls[1], "target", Target("primitive", np.sum, "np.sum"))
+    pack_arguments(func, Names.of(func), source)
+    text = ast.unparse(func)
+    assert not any(isinstance(n, ast.Starred) for n in ast.walk(func))
+    assert "y = np.add(w, item)" in text and "star_count_refused(count, 'np.add', (1,))" in text
+    # the rule sum(dy, y, a, axis=None, keepdims=False), keepdims given: 1 or 2 values
+    assert re.search(r"np\.sum\(item\d+, keepdims=True\)", text)
+    assert re.search(r"np\.sum\(item\d+, item\d+, keepdims=True\)", text)
+    assert "star_count_refused(count2, 'np.sum', (1, 2))" in text
+    assert text.count("= count2 ==") == 2
+
+
+def test_desugar_writes_out_the_functions_given_to_sorted_max_and_reduce():
+    func, source = parsed("""\
+        def f(xs, w):
+            key = lambda v: v * w
+            a = sorted(xs, key=key, reverse=True)
+            b = max(xs[0], xs[1], key=np.sum)
+            c = functools.reduce(key2, xs, 0.0) if w else reduce(key2, xs)
+            d = [sorted(xs, key=k) for k in ks]          # the key: a comprehension's
+            e = sorted(xs, key=make(2))                  # the key: a call
+            return a, b, c, d, e
+        """)
+    desugar(func, source, frozenset({"sorted", "max", "functools.reduce"}))
+    text = ast.unparse(func)
+    defs = {n.name: n for n in func.body if isinstance(n, ast.FunctionDef)}
+    assert {"sorted1", "max1", "reduce1"} <= set(defs)
+    assert "a = sorted1(xs, True)" in text and "b = max1([xs[0], xs[1]])" in text
+    assert "reduce1(xs, 0.0) if w else reduce(key2, xs)" in text   # reduce: not functools'
+    assert "sorted(xs, key=k)" in text and "sorted(xs, key=make(2))" in text
+    helpers = [fact(n, "runtime") for n in ast.walk(func)
+               if isinstance(n, ast.Call) and fact(n, "runtime", None)]
+    assert sorted(helpers) == ["extreme_position", "sort_order"]
+    loops = [n for n in ast.walk(defs["reduce1"]) if isinstance(n, ast.For)]
+    assert len(loops) == 1 and "key2(acc" in ast.unparse(loops[0])

@@ -1,6 +1,8 @@
 """Python constructs beyond the first round's subset (issue 11), each against
 float64 central differences: writes into arrays, ``x[i] += v``, and more."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -375,9 +377,11 @@ def with_keywords(w, **parts):
     return np.sum(w * parts["a"] ** 2)
 
 
-def test_top_level_kwargs_refused():
+def test_top_level_kwargs():
+    w = rnd(3)
+    np.testing.assert_allclose(kt.grad(with_keywords)(w, a=2.0), np.full(3, 4.0))
     with pytest.raises(kt.TransformError, match="named parameters"):
-        kt.grad(with_keywords)(rnd(3), a=2.0)
+        kt.grad(functools.partial(with_keywords, a=2.0))(w)
 
 
 # ------------------------------------ found by adversarial testing (break_findings.md)
@@ -475,10 +479,9 @@ def concatenated_parameters(a, b):
     return np.sum(c[0] * c[1])
 
 
-def test_unknown_sequences_refused_at_the_users_line():
-    with pytest.raises(kt.TransformError, match="list") as info:
-        kt.grad(concatenated_parameters)([rnd(2)], [rnd(2)])
-    assert info.value.lineno is not None and "c = a + b" in str(info.value)
+def test_unknown_sequences_concatenated():
+    check_grad(concatenated_parameters, ([rnd(2)], [rnd(2)]), wrt=(0, 1))
+    check_grad(concatenated_parameters, (rnd(2, 2), rnd(2, 2)), wrt=(0, 1))
 
 
 def extrema_of_displays(x):

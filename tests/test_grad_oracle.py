@@ -127,7 +127,56 @@ FUNCTIONS = {
                 add(w * x[i, 0])
             return acc
         """,
+    "keywords": """
+        def f(w, x, *rest, **opts):
+            h = np.tanh(x @ w[:4]) * opts.get("scale", 1.0)
+            for k, v in opts.items():
+                if k != "scale":
+                    h = h + v * w[:3]
+            return np.sum(h ** 2) + len(rest)
+        """,
+    "starred": """
+        def f(w, x):
+            pair = (w[:4], x[0] * w[0])
+            parts = np.split(w, 3)
+            hs = [w, np.sin(w)]
+            return np.sum(np.maximum(*pair)) + np.sum(np.add(*parts[:2]) * parts[2]) + \
+                np.sum(np.stack((*hs, w)) ** 2) + np.sum(np.clip(x, *(-0.5, 0.5)) * x)
+        """,
+    "plus_times": """
+        def f(w, x):
+            def join(p, q):
+                return p + q
+            def rep(p, n):
+                return p * n
+            rows = join([w[:4], w[2:] * 2], [x[0], x[1]])
+            copies = rep(rows[:2], 2)
+            return np.sum(rows[0] * rows[-1]) + np.sum(join(w[:4], x[2]) * copies[3]) + \
+                np.sum(rep(w, 2.0) * w)
+        """,
+    "callbacks": """
+        import functools
+
+        def f(w, x):
+            rows = [x[0] * w[:4], x[1] + w[2:], np.tanh(x[2])]
+            ordered = sorted(rows, key=lambda v: np.sum(v), reverse=True)
+            best = max(rows, key=lambda v: v[0])
+            product = functools.reduce(lambda a, b: a * b, rows, w[1:5])
+            return np.sum(ordered[0] * ordered[-1]) + np.sum(best) + np.sum(product)
+        """,
+    "deletions": """
+        def f(w, x):
+            rows = [w[:4], x[0] * 2, np.tanh(x[1]), w[2:] * x[2]]
+            del rows[1]
+            parts = {"a": w, "b": x[0]}
+            del parts["a"]
+            while len(rows) > 2:
+                del rows[-1]
+            return np.sum(rows[0] * rows[-1]) + np.sum(parts["b"] * w[:4])
+        """,
 }
+# the keyword arguments each call of FUNCTIONS[name] gets
+KEYWORDS = {"keywords": {"scale": 2.0, "shift": 0.5}}
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -144,6 +193,8 @@ def test_python_against_autograd(tmp_path, name):
     rng = np.random.default_rng(len(name))
     w, x = rng.standard_normal(6), rng.standard_normal((3, 4))
     for wrt in (0, 1):
-        np.testing.assert_allclose(kt.grad(fns[0], wrt=wrt)(w, x),
-                                   autograd.grad(fns[1], wrt)(w, x), rtol=1e-7, atol=1e-10,
+        keywords = KEYWORDS.get(name, {})
+        np.testing.assert_allclose(kt.grad(fns[0], wrt=wrt)(w, x, **keywords),
+                                   autograd.grad(fns[1], wrt)(w, x, **keywords),
+                                   rtol=1e-7, atol=1e-10,
                                    err_msg=f"{name}, wrt={wrt}")

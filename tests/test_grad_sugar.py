@@ -4,11 +4,15 @@
 starred targets and displays, ``{**d}``: each against float64 central
 differences."""
 
+import copy
+import functools
+from functools import reduce
+
 import numpy as np
 import pytest
 
 import knet_st as kt
-from gradcheck import check_grad
+from gradcheck import check_grad, compare, numeric_grad
 
 R = np.random.default_rng(11)
 
@@ -33,16 +37,46 @@ def deletes_names_and_items(w):
 
 
 def deletes_an_element_with_gradient(w):
-    d = {"a": w, "b": 2 * w}
-    del d["b"]  # <-
-    return np.sum(d["a"])
+    d = {"a": w, "b": 2 * w, "c": np.sin(w)}
+    del d["b"]
+    d["b"] = w ** 2                    # the same key again: another value
+    xs = [w, w * 2, np.sin(w), w ** 2, np.cos(w)]
+    del xs[1]
+    del xs[-1]
+    del xs[0:1]
+    xs.append(w * 3)
+    return np.sum(d["a"] * d["b"]) + np.sum(xs[0] * xs[-1]) + np.sum(xs[1]) * len(xs)
+
+
+def deletes_in_a_loop(w, n):
+    hs = [w * i for i in range(6)]
+    while len(hs) > n:
+        del hs[len(hs) // 2]
+        hs[0] = hs[0] * hs[-1]
+    return sum(np.sum(h) for h in hs)
+
+
+def deletes_from_its_parameter(xs, w):
+    del xs[0]
+    shortened(xs)
+    return np.sum(xs[0] * w) + np.sum(xs[-1] ** 2)
+
+
+def shortened(ys):
+    del ys[-2]
 
 
 def test_del():
     check_grad(deletes_names_and_items, (rnd(3),))
-    with pytest.raises(kt.TransformError, match="'del' of an element") as info:
-        kt.grad(deletes_an_element_with_gradient)(rnd(3))
-    assert info.value.lineno is not None
+    check_grad(deletes_an_element_with_gradient, (rnd(3),))
+    check_grad(deletes_in_a_loop, (rnd(3), 2))
+    check_grad(deletes_in_a_loop, (rnd(3), 5))
+    xs = [rnd(2), rnd(2), rnd(2), rnd(2)]
+    grads = check_grad(deletes_from_its_parameter, (xs, rnd(2)), wrt=(0, 1))
+    assert len(grads[0]) == 4 and not grads[0][0].any() and not grads[0][2].any()
+    kept = list(xs)
+    kt.grad(deletes_from_its_parameter)(kept, rnd(2))
+    assert len(kept) == 2                        # the same effect as calling it
 
 
 # ------------------------------------------------------------- loop else
@@ -645,6 +679,102 @@ def test_star_args_of_the_differentiated_function():
         kt.grad(total_of, wrt=3)(a, b)
 
 
+def peeled(*xs):
+    if len(xs) == 1:
+        return np.sum(xs[0] ** 2)
+    return np.sum(np.sin(xs[0]) * xs[1]) + peeled(*xs[1:])      # recursion: a tuple
+
+
+def test_star_args_of_the_differentiated_function_in_its_own_calls():
+    a, b, c = rnd(3), rnd(3), rnd(3)
+    check_grad(peeled, (a, b), wrt=(0, 1))
+    check_grad(peeled, (a, b, c), wrt=(0, 1, 2))
+
+
+# ------------------------------------------ **kwargs on the differentiated function
+
+def check_keywords(f, args, keywords, wrt=0):
+    """``kt.grad(f, wrt)(*args, **keywords)`` (and ``value_and_grad``) against
+    central differences of ``f(*args, **keywords)``."""
+    grads = kt.grad(f, wrt=wrt)(*copy.deepcopy(args), **copy.deepcopy(keywords))
+    value, grads2 = kt.value_and_grad(f, wrt=wrt)(*copy.deepcopy(args),
+                                                  **copy.deepcopy(keywords))
+    assert np.allclose(value, f(*copy.deepcopy(args), **copy.deepcopy(keywords)), rtol=1e-10)
+    for a, b in zip(grads if isinstance(wrt, tuple) else (grads,),
+                    grads2 if isinstance(wrt, tuple) else (grads2,)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    numeric = numeric_grad(lambda *a: f(*a, **copy.deepcopy(keywords)), args, wrt)
+    compare(grads, args, numeric, wrt)
+
+
+def scaled(w, x, **opts):
+    out = np.sum(np.tanh(w * x)) * opts.get("scale", 1.0)
+    if "shift" in opts:
+        out = out + np.sum(opts["shift"] * w ** 2)
+    for key, value in opts.items():
+        if key.startswith("extra"):
+            out = out + np.sum(np.sin(value * w))
+    return out / len(opts) if opts else out
+
+
+def first_option(w, **opts):
+    first = list(opts.values())[0]              # the call's order of the keys
+    return np.sum(first * w) + 2 * np.sum(opts["b"] * w ** 2)
+
+
+def options_helper(w, scale=1.0, shift=0.0):
+    return np.sum(np.exp(w * scale) + shift * w)
+
+
+def options_collector(w, **rest):
+    return sum(np.sum(v * w) for v in rest.values())
+
+
+def forwards_options(w, **opts):
+    return options_helper(w, scale=opts.get("scale", 1.0)) + \
+        options_collector(w ** 2, **opts)
+
+
+def everything(w, *xs, power=2, opts_0=1.0, **opts):
+    total = np.sum(w ** power) * opts_0
+    for x in xs:
+        total = total + np.sum(x * w) * opts.get("weight", 1.0)
+    if opts:
+        total = total + everything(w * 0.5, *xs[1:], power=power)     # recursion: a dict
+    return total
+
+
+def test_star_kwargs_of_the_differentiated_function():
+    w, x = rnd(3), rnd(3)
+    for keywords in [{}, {"scale": 2.0}, {"shift": rnd(3), "scale": 0.5},
+                     {"extra_a": rnd(3), "shift": 1.5}, {"scale": 2.0}]:
+        check_keywords(scaled, (w, x), keywords, wrt=(0, 1))
+    g = kt.grad(first_option)
+    for keywords in [{"a": 2.0, "b": 3.0}, {"b": 3.0, "a": 2.0}, {"a": 5.0, "b": 3.0}]:
+        check_keywords(first_option, (w,), keywords)       # other keys or order recompile
+        expected = list(keywords.values())[0] + 4 * keywords["b"] * w
+        np.testing.assert_allclose(g(w, **keywords), expected)
+    check_keywords(forwards_options, (w,), {"scale": 0.5})
+    check_keywords(forwards_options, (w,), {"shift": 2.0, "scale": 1.5})
+    check_keywords(everything, (w, x, rnd(3)), {"weight": 3.0, "power": 3}, wrt=(0, 2))
+    check_keywords(everything, (w, x), {"opts_0": 2.0, "opts_1": rnd(3)}, wrt=(0, 1))
+    check_keywords(everything, (w,), {})
+    with pytest.raises(ValueError, match="no parameter at position 2"):
+        kt.grad(scaled, wrt=2)(w, x, scale=1.0)
+    with pytest.raises(ValueError, match="the call gives 4 arguments besides [*][*]opts"):
+        kt.grad(everything, wrt=4)(w, x, power=3, weight=2.0)
+
+
+def calls_an_option(w, **opts):
+    return np.sum(opts["act"](w))  # <-
+
+
+def test_star_kwargs_holding_a_function():
+    with pytest.raises(kt.TransformError, match="cannot follow") as info:
+        kt.grad(calls_an_option)(rnd(3), act=np.tanh)
+    assert info.value.lineno is not None
+
+
 def names_the_rewrites_would_take(w, limit):
     broke1, lambda1, item1, _context1 = 2.0, 3.0, 4.0, 5.0
     depth1, exception1, ok1, caught1 = 6.0, 7.0, 8.0, 9.0
@@ -667,3 +797,223 @@ def names_the_rewrites_would_take(w, limit):
 def test_rewrites_leave_the_users_names_alone():
     check_grad(names_the_rewrites_would_take, (rnd(3), 1), wrt=0)
     check_grad(names_the_rewrites_would_take, (rnd(3), 9), wrt=0)
+
+
+# ------------------------------------------------- *xs passed to a NumPy function
+
+def spreads_a_display(w):
+    pair = (w, w ** 2)
+    ab = [np.sin(w), w]
+    return np.sum(np.maximum(*pair)) + np.sum(np.add(*ab)) + np.sum(np.add(*[w, w * 3]))
+
+
+def spreads_a_parameter(w, xs):
+    return np.sum(np.multiply(*xs) * w) + np.sum(np.where(*(w > 0, w, 2 * w)))
+
+
+def spreads_between_arguments(w, rest):
+    hs = [w, 2 * w]
+    stacked = np.stack((*hs, np.tanh(w)))        # a starred display: a list of three
+    clipped = np.clip(w, *rest)                  # bounds from a tuple
+    return np.sum(stacked ** 2) + np.sum(clipped * w) + np.sum(np.sum(*[stacked], 0) * w)
+
+
+def spreads_a_slice(w, options):
+    parts = np.split(w, 3)
+    total = np.sum(np.maximum(*parts[:2]) * parts[2])
+    for i in range(2):
+        total = total + np.sum(np.sum(*options[:i + 1]) * w)
+    return total
+
+
+def spreads_into_a_local_function(w, x):
+    def layer(a, b):
+        return np.tanh(a * b + x)
+    pair = (w, w ** 2)
+    hs = [layer(*pair)]
+    for i in range(2):
+        hs.append(layer(hs[-1], *[np.sin(w) * i]))
+    return np.sum(hs[-1] * layer(*hs[:2]))
+
+
+def spreads_into_local_varargs(w):
+    def total(*vs):
+        return sum(vs)
+    pair = (w, w)
+    return np.sum(total(*pair))  # <-
+
+
+def spreads_too_many(w, xs):
+    return np.sum(np.add(*xs) * w)  # <-
+
+
+def test_star_arguments_of_numpy_functions():
+    w = rnd(6)
+    check_grad(spreads_a_display, (w,))
+    for xs in ([rnd(6), rnd(6)], (rnd(6), rnd(1))):
+        check_grad(spreads_a_parameter, (w, xs), wrt=(0, 1))
+    check_grad(spreads_between_arguments, (w, (-0.5, 0.5)))
+    check_grad(spreads_between_arguments, (w, [-0.3, 0.8]))
+    check_grad(spreads_a_slice, (w, (rnd(2, 6), 0)), wrt=(0, 1))
+    check_grad(spreads_into_a_local_function, (w, rnd(6)), wrt=(0, 1))
+    with pytest.raises(kt.TransformError, match="arguments of total") as info:
+        kt.grad(spreads_into_local_varargs)(w)
+    assert "total(*pair)" in info.value.line
+    with pytest.raises(kt.TransformError, match="given 3 values by '[*]'") as info:
+        kt.grad(spreads_too_many)(w, [w, w, w])
+    assert info.value.lineno is not None and "np.add(*xs)" in info.value.line
+
+
+# ------------------------------- + and * on values that may be lists or arrays
+
+def concatenated(a, b):
+    c = a + b
+    return np.sum(c[0] * c[-1]) + np.sum(np.stack(c) ** 2)
+
+
+def summed_after_concatenating(a, b):
+    return np.sum((a + b) * np.arange(6.0).reshape(2, 3))     # a list of two: (2, 3)
+
+
+def join(p, q):
+    return p + q
+
+
+def repeat(p, n):
+    return p * n
+
+
+def joins_lists_and_arrays(w):
+    both = join([w], [np.sin(w)])            # the helper is compiled once, for both
+    total = join(w, w * 2)
+    for i in range(2):
+        both = join(both, [total * i])
+    return np.sum(both[0] * both[-1]) + np.sum(total) * len(both)
+
+
+def repeats_lists_and_arrays(w, n):
+    copies = repeat([w, w ** 2], n)
+    scaled = repeat(w, 3.0) + repeat(np.tanh(w), n)
+    return np.sum(copies[-1] * copies[0]) + np.sum(scaled * copies[1]) + \
+        np.sum(repeat(n, [w])[0])
+
+
+def accumulates_elements(xs):
+    acc = xs[0]
+    for i in range(1, len(xs)):
+        acc = acc + xs[i]                    # lists of arrays, or arrays
+    return np.sum(np.stack(acc) ** 2) if isinstance(acc, list) else np.sum(acc ** 2)
+
+
+def test_plus_and_times_on_lists_or_arrays():
+    a, b = [rnd(3), rnd(3)], [rnd(3)]
+    check_grad(concatenated, (a, b), wrt=(0, 1))
+    check_grad(concatenated, (tuple(a), tuple(b)), wrt=(0, 1))
+    check_grad(concatenated, (rnd(2, 3), rnd(2, 3)), wrt=(0, 1))
+    check_grad(summed_after_concatenating, ([rnd(3)], [rnd(3)]), wrt=(0, 1))
+    check_grad(summed_after_concatenating, (rnd(2, 3), rnd(3)), wrt=(0, 1))
+    check_grad(joins_lists_and_arrays, (rnd(3),))
+    check_grad(repeats_lists_and_arrays, (rnd(3), 2))
+    check_grad(repeats_lists_and_arrays, (rnd(3), np.int64(3)))
+    check_grad(accumulates_elements, ([[rnd(2)], [rnd(2), rnd(2)], [rnd(2)]],))
+    check_grad(accumulates_elements, ([rnd(2), rnd(2), rnd(2)],))
+
+
+def arithmetic_of_parameters(w, x):
+    return np.sum(w * x + x)
+
+
+def test_parameters_known_from_the_call_keep_their_operators():
+    g = kt.grad(arithmetic_of_parameters)
+    assert "plus(" in kt.source(g) and "times(" in kt.source(g)   # before a call: lists?
+    check_grad(arithmetic_of_parameters, (rnd(3), rnd(3)), wrt=(0, 1))
+    g(rnd(3), rnd(3))
+    assert "plus(" not in kt.source(g) and "times(" not in kt.source(g)
+    check_grad(repeated_parameter, ([rnd(3), rnd(3)], 2))          # a list, an int
+    check_grad(repeated_parameter, (rnd(3), 2))
+
+
+def repeated_parameter(w, n):
+    c = w * n
+    return np.sum(np.stack(c) ** 2) * n + np.sum(c[-1])
+
+
+# ------------------ sorted, min/max with key=, functools.reduce: the function given
+
+def sorts_by_key(xs, w):
+    by_size = sorted(xs, key=lambda v: np.sum(v * w))     # the key reads w: no gradient
+    largest_first = sorted(tuple(xs), key=np.linalg.norm, reverse=True)
+    scalars = sorted([np.sum(x) for x in xs])             # no key: the numbers themselves
+    return np.sum(by_size[0] * 2.0 + by_size[-1] * w) + np.sum(largest_first[0] ** 2) + \
+        scalars[0] * scalars[-1]
+
+
+def picks_by_key(xs, w):
+    def score(v):
+        return np.sum(np.tanh(v) * w)
+    best = max(xs, key=score)
+    worst = min(xs, key=lambda v: score(v))
+    first = max(xs[0], xs[1] * 2, xs[2], key=np.sum)      # several values
+    return np.sum(best * worst) + np.sum(first * w)
+
+
+def folds(xs, w):
+    product = functools.reduce(lambda a, b: a * b, xs)
+    weighted = reduce(lambda acc, v: acc * 0.5 + np.sin(v) * w, xs, np.zeros(2))
+    added = functools.reduce(np.add, xs[1:])
+    def joined(a, b):
+        return a + [b * w]
+    rows = reduce(joined, xs, [])                          # a list that grows
+    return np.sum(product) + np.sum(weighted ** 2) + np.sum(added) + np.sum(rows[-1] * rows[0])
+
+
+def folds_in_a_helper(xs, w):
+    return np.sum(sorted_total(xs, w) * w)
+
+
+def sorted_total(xs, w):
+    return reduce(lambda a, b: a + b, sorted(xs, key=lambda v: float(v[0])))
+
+
+def keys_from_a_parameter(xs, key):
+    return np.sum(sorted(xs, key=key)[0] * 3.0)  # <-
+
+
+def test_functions_given_to_sorted_min_max_reduce():
+    xs = [rnd(2), rnd(2) + 1.0, rnd(2) - 1.0]
+    w = rnd(2)
+    check_grad(sorts_by_key, (xs, w), wrt=(0, 1))
+    check_grad(picks_by_key, (xs, w), wrt=(0, 1))
+    check_grad(folds, (xs, w), wrt=(0, 1))
+    check_grad(folds, (tuple(xs), w), wrt=(0, 1))
+    check_grad(folds_in_a_helper, (xs, w), wrt=(0, 1))
+
+
+def test_functions_given_to_sorted_and_reduce_in_forward_mode():
+    xs, w = [rnd(2), rnd(2) + 1.0, rnd(2) - 1.0], rnd(2)
+    v = rnd(2)
+    _, along = kt.jvp(picks_by_key, wrt=1)(xs, w, v)
+    np.testing.assert_allclose(along, np.sum(kt.grad(picks_by_key, wrt=1)(xs, w) * v))
+    _, along = kt.jvp(folds_in_a_helper, wrt=1)(xs, w, v)
+    np.testing.assert_allclose(along, np.sum(kt.grad(folds_in_a_helper, wrt=1)(xs, w) * v))
+
+
+def make_key(scale):
+    return lambda v: np.sum(v) * scale
+
+
+def key_made_by_a_call(xs):
+    return np.sum(sorted(xs, key=make_key(2.0))[0])  # <-
+
+
+def key_from_a_comprehension(xs, keys):
+    return sum(np.sum(sorted(xs, key=k)[0]) for k in keys)  # <-
+
+
+def test_functions_given_to_sorted_that_stay_refused():
+    xs = [rnd(2), rnd(2)]
+    for f, args in [(key_made_by_a_call, (xs,)), (key_from_a_comprehension, (xs, [np.sum])),
+                    (keys_from_a_parameter, (xs, np.sum))]:
+        with pytest.raises(kt.TransformError) as info:
+            kt.grad(f)(*args)
+        assert info.value.lineno is not None and "sorted(xs, key=" in info.value.line

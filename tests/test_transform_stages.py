@@ -17,6 +17,7 @@ from knet_st.transform.facts import fact, has_fact, set_fact
 from knet_st.transform.inplace import lower_out, snapshot_reads
 from knet_st.transform.names import Names
 from knet_st.transform.normalize import normalize
+from knet_st.transform.operands import ARRAY, NUMBER, UNKNOWN, lower_ambiguous, operand_kinds
 from knet_st.transform.optimize import hoist_checks, propagate_copies
 from knet_st.transform.parse import Source
 from knet_st.transform.pipeline import front_end
@@ -251,3 +252,40 @@ def test_front_end_normalizes_and_resolves():
     assert all(not any(isinstance(n, (ast.Call, ast.BinOp)) for n in ast.walk(s.value)
                        if n is not s.value)
                for s in unit.tree.body if isinstance(s, ast.Assign))
+
+
+# ---- + and * on values that may be lists (operands) ----------------------------
+
+def test_operand_kinds_and_the_ambiguous_operators():
+    func, source, names = tree_of("""
+        def f(a, b, n, xs):
+            s = 0.0
+            for i in range(n):
+                s = s + xs[i]
+            k = len(xs) - 1
+            t = np.tanh(a)
+            u = a + b
+            v = a * k
+            w = t * a
+            z = xs[0] + s
+            parts = np.split(a, 2)
+            p = parts + b
+            return u
+        """)
+    kinds = operand_kinds(func)
+    assert kinds["s"] == ARRAY and kinds["t"] == ARRAY and kinds["w"] == ARRAY
+    assert kinds["k"] == NUMBER and kinds["i"] == NUMBER
+    assert kinds["u"] == UNKNOWN and kinds["v"] == UNKNOWN and kinds["parts"] == UNKNOWN
+    assert kinds["z"] == ARRAY                 # xs[0] + s: s is never a list
+    assert "a" not in kinds                    # a parameter
+    ctx, namespace = make_ctx(source, names)
+    lower_ambiguous(ctx, func, {"a", "b", "xs", "s", "parts"})
+    text = ast.unparse(func)
+    assert "u = plus(a, b)" in text and "v = times(a, k)" in text and "p = plus(parts, b)" in text
+    assert "w = t * a" in text and "t1 = s + xs_i" in text and "z = xs0 + s" in text
+    func, source, names = tree_of("""
+        def f(a, b):
+            return a + b
+        """)
+    lower_ambiguous(make_ctx(source, names)[0], func, {"a"}, {"a": ARRAY, "b": UNKNOWN})
+    assert "plus" not in ast.unparse(func)

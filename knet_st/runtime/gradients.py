@@ -270,6 +270,18 @@ def check_not_array(x, where):
             "gradients: write 'x = x + v' instead of 'x += v'", *where)
 
 
+def star_count_refused(count, name, counts):
+    """Refuses a ``*xs`` given to the primitive ``name`` that holds ``count``
+    values where its adjoint rule takes one of ``counts`` (the compiler tests
+    the count when the code runs: see ``transform.varargs.spread_starred``)."""
+    from ..errors import TransformError
+    takes = " or ".join(str(c) for c in counts)
+    raise TransformError(f"cannot differentiate {name} given {count} value"
+                         f"{'s' * (count != 1)} by '*': its "
+                         f"gradient is defined for {takes} there; pass the arguments "
+                         "one by one")
+
+
 def unbroadcast(g, x):
     """Sums ``g`` over the axes along which ``x`` was broadcast to ``g``'s shape."""
     if getattr(g, "shape", 0) == getattr(x, "shape", 1) and not isinstance(g, IndexGrad):
@@ -393,7 +405,13 @@ def matmul_grad_b(g, a, b):
 
 def split_grad(g, xs, axis, stacked):
     """Adjoint of ``np.concatenate(xs, axis)`` (or ``np.stack`` when ``stacked``):
-    a container adjoint with one slice of ``g`` per element of ``xs``."""
+    a container adjoint with one slice of ``g`` per element of ``xs``; an
+    array's adjoint when ``xs`` is an array (its rows were joined)."""
+    if not isinstance(xs, CONTAINERS):
+        axis = axis % np.ndim(g)
+        if stacked:
+            return np.moveaxis(g, axis, 0)
+        return np.stack(np.split(g, len(xs), axis=axis))
     if stacked:
         return {i: np.take(g, i, axis=axis) for i in range(len(xs))}
     ends = np.cumsum([np.shape(np.atleast_1d(x))[axis] for x in xs])

@@ -12,10 +12,11 @@ from .trees import statements
 class Bindings:
     """``sites``: how often each name is bound (a binding in a loop counts
     twice); ``uses``: how often each name is read; ``single_defs``: the value
-    of each name bound once; ``containers``: names changed by ``x[i] = v`` or
-    ``x.append(v)``; ``may_grow``: lists that may grow while the function runs
-    (appended to here, or passed to a user function), whose negative or
-    computed indices are fixed in the forward pass."""
+    of each name bound once; ``containers``: names changed by ``x[i] = v``,
+    ``x.append(v)`` or ``del x[k]``; ``may_grow``: lists whose length may
+    change while the function runs (appended to or deleted from here, or
+    passed to a user function), whose negative or computed indices are
+    fixed in the forward pass."""
     sites: dict
     uses: dict
     single_defs: dict
@@ -55,7 +56,8 @@ def bindings_of(func, params):
                    if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
                    and sites.get(s.targets[0].id) == 1}
     appended = {n.func.value.id for n in ast.walk(func) if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute) and n.func.attr == "append"
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in ("append", "__delitem__")       # the length changes
                 and isinstance(n.func.value, ast.Name)}
     passed = {a.id for n in ast.walk(func) if isinstance(n, ast.Call)
               and fact(n, "target", None) is not None

@@ -11,6 +11,7 @@ import inspect
 from typing import NamedTuple
 
 from ..runtime import gradients as rt
+from ..runtime import sequences
 from . import adjoints, adjoints_python  # noqa: F401  (register the rules)
 from .context import Context
 from .effects import mutated_parameters, stored_parameters
@@ -142,7 +143,8 @@ class Compiler:
         self.deps = []
         self.summaries = {}
         self.top_function, self.top_classes, self.top_functions = None, {}, {}
-        self.top_count = None
+        self.top_target, self.top_spread = None, None
+        self.top_unit, self.top_kinds = None, ()
         self.verbose = verbose
 
     # -- units ------------------------------------------------------------------
@@ -156,13 +158,15 @@ class Compiler:
         functions = dict(target.functions)
         if fn is self.top_function and not target.functions:
             functions = dict(self.top_functions)
-        spread = self.top_count if fn is self.top_function else None
+        # the call's *args and **kwargs spread: only in the top request (its
+        # own recursive calls pass a tuple and a dict, as to any helper)
+        spread = self.top_spread if target is self.top_target else None
         key = ("user", fn, tuple(sorted(classes.items(), key=lambda kv: kv[0])),
                tuple(sorted(((k, id(v)) for k, v in functions.items()))), spread)
         if key not in self.units:
             tree, source = parse_and_fence(fn)
-            if spread is not None:          # the top function's *args, as given
-                spread_parameters(tree, spread)
+            if spread is not None:          # the top function's *args, **kwargs, as given
+                spread_parameters(tree, *spread)
             env = TrackingEnvironment(fn, classes, functions)
             self.units[key] = front_end(tree.name, fn.__qualname__, tree, source, env,
                                         siblings_of(fn))
@@ -231,8 +235,10 @@ class Compiler:
     def _generate(self, unit, pattern, fwd_name, bwd_name, is_top, volatile):
         names = unit.names.copy()
         ctx = Context(unit.source, names, self.ns.bind)
+        kinds = dict(zip(unit.params, self.top_kinds)) \
+            if is_top and self.top_kinds and unit is self.top_unit else None
         fwd, bwd = back_end(unit, pattern, is_top, ctx, _Caller(self, unit, names),
-                            fwd_name, bwd_name, volatile)
+                            fwd_name, bwd_name, volatile, kinds)
         for fn in (fwd, bwd):
             self._bind_globals(fn, unit, names)
             fn.lineno = unit.tree.lineno
@@ -247,7 +253,8 @@ class Compiler:
         for node in ast.walk(fn):
             if isinstance(node, ast.Call) and fact(node, "runtime", None):
                 name = fact(node, "runtime")
-                obj = getattr(rt, name, None) or getattr(builtins, name)
+                obj = getattr(rt, name, None) or getattr(sequences, name, None) or \
+                    getattr(builtins, name)
                 node.func = bound_name(self.ns.bind(name, obj, names))
         for node in ast.walk(fn):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
@@ -337,23 +344,32 @@ class Compiler:
 
     # -- the module ------------------------------------------------------------
 
-    def compile_top(self, fn, wrt, classes=None, functions=None, count=None):
+    def compile_top(self, fn, wrt, classes=None, functions=None, count=None, keys=None,
+                    kinds=()):
         """Compiles ``fn``'s gradient with respect to parameter positions ``wrt``:
         returns the forward and backward functions, the generated source and
         the names the code resolved (to notice redefinitions).  ``classes``
         maps parameters of a known class (a method's ``self``) to it,
         ``functions`` parameters that hold a function to it; ``count`` the
-        number of values its ``*args`` receives in the call."""
+        number of values its ``*args`` receives in the call, ``keys`` the
+        keys its ``**kwargs`` receives (in the call's order); ``kinds`` those
+        of the values it is called with (:func:`.operands.argument_kind`, in
+        the order of the generated function's parameters)."""
         self.top_function, self.top_classes = fn, dict(classes or {})
-        self.top_count = count
         self.top_functions = dict(functions or {})
         target = Target("user", fn, fn.__name__)
-        if fn.__code__.co_flags & inspect.CO_VARKEYWORDS or \
+        self.top_target = target
+        self.top_spread = (count, None if keys is None else tuple(keys)) \
+            if count is not None or keys is not None else None
+        if fn.__code__.co_flags & inspect.CO_VARKEYWORDS and keys is None or \
                 fn.__code__.co_flags & inspect.CO_VARARGS and count is None:
+            self.top_spread = None
             unit = self.unit_for(target)
-            raise unit.source.error("the differentiated function needs named parameters "
-                                    "or *args (**kwargs is fine in the functions it calls)",
-                                    unit.tree)
+            raise unit.source.error("the differentiated function's *args and **kwargs are "
+                                    "spread only when kt.grad gets the function itself (not "
+                                    "a method or a functools.partial of it): differentiate "
+                                    "a def with named parameters that calls it", unit.tree)
+        self.top_unit, self.top_kinds = self.unit_for(target), tuple(kinds)
         fwd, bwd = self.request(target, tuple(wrt))
         for function, origin in self.functions:
             fill_positions(function, origin)

@@ -1,10 +1,12 @@
 """The adjoints of containers: ``x[i]`` reads, ``x[i] = v`` stores and
-``xs.append(v)``; list positions fixed in the forward pass where a list grows."""
+``xs.append(v)``, ``del x[k]``; list positions fixed in the forward pass where a
+list grows or shrinks."""
 
 import ast
 import copy
 
 from ..runtime import gradients as rt
+from ..runtime import sequences
 from .accumulate import ANY, ZERO
 from .activity import names_in
 from .facts import fact, has_fact, set_fact
@@ -87,9 +89,14 @@ class Containers:
         if receiver is None or not (receiver in self.active or
                                     names_in(call) & self.active):
             return [stmt]
-        if func.attr == "__delitem__":
-            raise self.error("cannot differentiate 'del' of an element of a list or dict "
-                             "that carries gradients: build a new one without it", stmt)
+        if func.attr == "__delitem__":             # del x[k]: what it removes, kept
+            removed = self.names.fresh("removed")
+            self.extra_sites[removed] = depth
+            set_fact(stmt, "position", removed)
+            (index,) = call.args
+            return [Marker("push", removed, stmt),
+                    _assign(removed, _call(self.helper("deletion", sequences.deletion),
+                                           _name(receiver), copy.deepcopy(index))), stmt]
         if func.attr != "append":
             raise self.error(f"cannot differentiate '{func.attr}' on a list that carries "
                              "gradients; build lists with append", stmt)
@@ -106,7 +113,12 @@ class Containers:
         receiver = stmt.value.func.value.id
         d = self.adj(receiver)
         out = []
-        if K.get(d, ZERO) != ZERO:
+        if stmt.value.func.attr == "__delitem__":
+            if K.get(d, ZERO) != ZERO:
+                out.append(_assign(d, _call(self.helper("deletion_grad",
+                                                        sequences.deletion_grad),
+                                            _name(d), _name(position))))
+        elif K.get(d, ZERO) != ZERO:
             grad = _call(self.helper("append_grad"), _name(d), _name(position))
             (value,) = stmt.value.args
             if self.is_active(value):

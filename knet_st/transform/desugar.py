@@ -13,6 +13,9 @@ before the fence checks it.
   stay in an ``ast.Try`` with no handlers that the jumps pass flattens,
   running ``final`` whatever the body did;
 * ``map(f, xs)`` becomes ``[f(x) for x in xs]``;
+* ``sorted(xs, key=f)``, ``min``/``max(xs, key=f)`` and
+  ``functools.reduce(f, xs)`` become calls of nested functions with loops
+  (:mod:`.callbacks`);
 * ``del x`` is dropped (the name is not read again), ``del x[k]`` becomes
   ``x.__delitem__(k)``;
 * a loop's ``else`` becomes ``if not broke: ...`` with a flag set by each
@@ -21,6 +24,7 @@ before the fence checks it.
 
 import ast
 
+from .callbacks import callbacks
 from .handlers import try_except
 from .patterns import match_statements
 from .trees import assign, name, rewrite
@@ -38,6 +42,7 @@ def desugar(func, source, builtin_names=frozenset()):
     if "map" in builtin_names and "map" not in bound:
         maps(func, fresh)
     lambdas(func, source, fresh)
+    callbacks(func, fresh, frozenset(builtin_names) - bound)
     if hasattr(ast, "Match"):
         match_statements(func, source, fresh)
     deletions(func)

@@ -30,6 +30,7 @@ from .trees import call as _call, name as _name, statements as _statements, stor
 import builtins
 import operator
 
+from ..runtime import gradients, sequences
 
 
 # The list methods whose tangent forward mode replays on the tangent list.
@@ -398,6 +399,14 @@ class TangentWriter:
     def bind_globals(self, fn):
         """Points global names at the generated module's keys."""
         local = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)} | stored_names(fn)
+        for node in ast.walk(fn):             # runtime helpers an earlier pass called
+            helper = fact(node, "runtime", None) if isinstance(node, ast.Call) else None
+            if helper and isinstance(node.func, ast.Name) and \
+                    not getattr(node.func, "_key", False):
+                obj = getattr(gradients, helper, None) or getattr(sequences, helper, None) \
+                    or getattr(builtins, helper)
+                node.func.id = self.c.bind(helper, obj, local)
+                node.func._key = True
         for node in ast.walk(fn):
             if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load) or \
                     node.id in local or getattr(node, "_key", False):

@@ -32,7 +32,7 @@ import ast
 import numpy as np
 
 from ..runtime import fusion as rt_fusion
-from ..runtime import nn
+from ..runtime import nn, sequences
 from .facts import fact, has_fact
 from .trees import BODIES, name
 
@@ -40,11 +40,15 @@ _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.
 _UNARY = {ast.USub: "neg", ast.UAdd: "pos"}
 _COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq",
             ast.NotEq: "ne"}
-_ARITY = {"where": 3, "maximum": 2, "minimum": 2, "relu_dx": 2, "sigm_dx": 2, "tanh_dx": 2}
-# the functions a primitive call may be (by identity), and the runtime helpers
+_ARITY = {"where": 3, "maximum": 2, "minimum": 2, "relu_dx": 2, "sigm_dx": 2, "tanh_dx": 2,
+          "add": 2, "mul": 2}
+# the functions a primitive call may be (by identity), and the runtime helpers;
+# plus and times (+ and * where an operand may be a list) are fused as + and *:
+# a kernel runs only on arrays and numbers
 _PRIMITIVES = {np.exp: "exp", np.log: "log", np.tanh: "tanh", np.sin: "sin", np.cos: "cos",
                np.sqrt: "sqrt", np.abs: "abs", np.maximum: "maximum", np.minimum: "minimum",
-               np.where: "where", nn.sigm: "sigm", nn.relu: "relu"}
+               np.where: "where", nn.sigm: "sigm", nn.relu: "relu", sequences.plus: "add",
+               sequences.times: "mul"}
 _HELPERS = {"relu_dx", "sigm_dx", "tanh_dx"}
 
 

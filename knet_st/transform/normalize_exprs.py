@@ -5,6 +5,7 @@ comprehensions become statements."""
 
 import ast
 
+from .facts import fact, set_fact
 from .trees import assign as _assign, name as _name
 
 ATOMS = (ast.Name, ast.Constant)
@@ -169,11 +170,14 @@ class Expressions:
                                      ctx=ast.Load())
             elif not isinstance(func, (ast.Name, ast.Attribute)):
                 func = self.atom(func)
-            return ast.Call(func=func, args=[ast.Starred(self.atom(a.value), ast.Load())
+            call = ast.Call(func=func, args=[ast.Starred(self.atom(a.value), ast.Load())
                                              if isinstance(a, ast.Starred) else self.atom(a)
                                              for a in expr.args],
                             keywords=[ast.keyword(arg=k.arg, value=self.atom(k.value))
                                       for k in expr.keywords])
+            if fact(expr, "runtime", None):        # a runtime helper an earlier pass called
+                set_fact(call, "runtime", fact(expr, "runtime"))
+            return call
         if isinstance(expr, ast.Subscript):
             return ast.Subscript(value=self.atom(expr.value), slice=self.index(expr.slice),
                                  ctx=ast.Load())

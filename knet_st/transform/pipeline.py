@@ -18,6 +18,7 @@ helper calls recorded, rewritten for the shapes that call saw (and for a
 """
 
 import copy
+import functools
 from dataclasses import dataclass, field
 
 from .activity import analyze
@@ -37,6 +38,7 @@ from .scopes import imported, outer_names
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
+from .operands import lower_ambiguous
 from .optimize import hoist_checks, propagate_copies
 from .parse import parse_function
 from .prepare import (check_aliasing, insert_live_flags, lower_augmented, lower_sequences,
@@ -76,9 +78,16 @@ def parse_and_fence(fn):
 
 
 def _builtin_names(fn):
-    """The names of Python's builtins that ``fn``'s module does not rebind."""
+    """The names of Python's builtins that ``fn``'s module does not rebind,
+    among those desugar rewrites, and ``reduce`` or ``functools.reduce``
+    where they mean ``functools.reduce``."""
     space = getattr(fn, "__globals__", {})
-    return frozenset(n for n in ("map",) if n not in space)
+    names = {n for n in ("map", "sorted", "min", "max") if n not in space}
+    if space.get("reduce") is functools.reduce:
+        names.add("reduce")
+    if space.get("functools") is functools:
+        names.add("functools.reduce")
+    return frozenset(names)
 
 
 def front_end(name, qualname, tree, source, env, local_functions):
@@ -112,13 +121,15 @@ def local_unit(target, units):
     return units[key]
 
 
-def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset()):
+def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=frozenset(),
+             kinds=None):
     """The forward and backward ``FunctionDef`` trees of ``unit`` differentiated
     with respect to its parameters at positions ``pattern``.  ``ctx`` is the
     :class:`~.context.Context` of this function, ``calls`` answers for the
     user functions it calls (``request``, ``bind``, ``parameters``, ``mutated``,
     ``stored``); ``volatile`` the parameters its caller changes in place
-    after the call."""
+    after the call; ``kinds`` the kinds of the parameters the call gives
+    (:mod:`.operands`), where known."""
     tree = copy.deepcopy(unit.tree)
     params = unit.params
     wrt = [params[i] for i in pattern]
@@ -133,6 +144,7 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     check_aliasing(ctx, tree, params, active, before, arrays, effects)
     active = lower_out(ctx, tree, active)
     active = lower_augmented(ctx, tree, active, arrays)
+    lower_ambiguous(ctx, tree, active, kinds)
     active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)

@@ -39,6 +39,8 @@ from .registry import rule_for
 from .trees import Marker, assign as _assign, call as _call, name as _name, none as _none, \
     relocate
 
+# functions that call a function given to them (desugared by .callbacks)
+_CALLBACKS = frozenset({"sorted", "min", "max", "reduce", "functools.reduce"})
 BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
           ast.Pow: "pow", ast.MatMult: "matmul", ast.Mod: "mod"}
 UNARYOPS = {ast.USub: "neg", ast.UAdd: "pos"}
@@ -393,6 +395,12 @@ class Reverse(Accumulation, Inlining, Containers, UserCalls, ControlFlow):
                                  f"{target.name!r} made here: keep the values with "
                                  "gradients in arrays, lists or dicts, and call plain "
                                  "functions", stmt)
+            if target.kind == "opaque" and target.name in _CALLBACKS:
+                raise self.error(f"cannot differentiate this call of {target.name}: give "
+                                 "it a def or a lambda written in the differentiated code, "
+                                 "or a module's function (np.linalg.norm), by its name "
+                                 "(not a call's result, a variable holding one or a "
+                                 "comprehension's variable)", stmt)
             if target.kind == "opaque":
                 raise self.error(f"no gradient is defined for {target.name!r}; declare one "
                                  "with knet_st.adjoint (see the README)", stmt)

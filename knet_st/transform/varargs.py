@@ -1,4 +1,5 @@
-"""Pass 4b, varargs: calls of user functions with ``*args`` or ``**kwargs``.
+"""Pass 4b, varargs: calls of user functions with ``*args`` or ``**kwargs``,
+and the differentiated function's own (:func:`spread_parameters`).
 
 At each such call the arguments that the callee collects are packed first,
 ``t = (a, b)`` and ``d = {'k': v}``, and passed as ``f(*t, **d)``: the same
@@ -8,36 +9,60 @@ adjoints.  In the callee (:func:`regular_parameters`) ``*args`` and
 """
 
 import ast
+import copy
 import inspect
 
 from .trees import rewrite
 from .facts import fact, set_fact
+from .registry import rule_for
 from .resolve import Target
 
 
-def spread_parameters(func, count):
+def spread_parameters(func, count, keys=None):
     """The differentiated function's ``*args`` as ``count`` named parameters
     (``args_0``, ``args_1``...; the gradient's positions then are the call's)
-    and ``args = (args_0, args_1, ...)`` first thing in its body; returns
-    ``func``."""
+    and ``args = (args_0, args_1, ...)`` first thing in its body; its
+    ``**kwargs`` as one keyword parameter per key the call gives (``keys``, in
+    the call's order: ``kwargs_0``...) and ``kwargs = {'k': kwargs_0, ...}``
+    after that.  The generated function then takes the call's values one by
+    one, the keywords' last.  Returns ``func``."""
     args = func.args
-    if args.vararg is None:
-        return func
-    base = args.vararg.arg
-    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    taken = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)} | \
+        {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+    packs = []
+    if args.vararg is not None and count is not None:
+        base = args.vararg.arg
+        names = _fresh_names(base, count, taken)
+        args.args = args.args + [ast.arg(n) for n in names]
+        args.vararg = None
+        packs.append(ast.Assign(
+            targets=[ast.Name(base, ast.Store())],
+            value=ast.Tuple(elts=[ast.Name(n, ast.Load()) for n in names], ctx=ast.Load())))
+    if args.kwarg is not None and keys is not None:
+        base = args.kwarg.arg
+        names = _fresh_names(base, len(keys), taken)
+        args.kwonlyargs = args.kwonlyargs + [ast.arg(n) for n in names]
+        args.kw_defaults = args.kw_defaults + [None] * len(names)
+        args.kwarg = None
+        packs.append(ast.Assign(
+            targets=[ast.Name(base, ast.Store())],
+            value=ast.Dict(keys=[ast.Constant(k) for k in keys],
+                           values=[ast.Name(n, ast.Load()) for n in names])))
+    func.body[:0] = [ast.copy_location(p, func.body[0]) for p in packs]
+    return func
+
+
+def _fresh_names(base, count, taken):
+    """``base_0``, ``base_1``... (``count`` of them), each made longer until
+    it is none of the names ``taken``; adds them to ``taken``."""
     names = []
     for i in range(count):
         candidate = f"{base}_{i}"
         while candidate in taken:
             candidate += "_"
+        taken.add(candidate)
         names.append(candidate)
-    args.args = args.args + [ast.arg(n) for n in names]
-    args.vararg = None
-    pack = ast.Assign(targets=[ast.Name(base, ast.Store())],
-                      value=ast.Tuple(elts=[ast.Name(n, ast.Load()) for n in names],
-                                      ctx=ast.Load()))
-    func.body.insert(0, ast.copy_location(pack, func.body[0]))
-    return func
+    return names
 
 
 def regular_parameters(func):
@@ -57,17 +82,122 @@ def regular_parameters(func):
 
 def pack_arguments(func, names, source):
     """Packs the collected arguments of every call of a user function with
-    ``*args`` or ``**kwargs`` in ``func`` (see the module doc)."""
+    ``*args`` or ``**kwargs`` in ``func`` (see the module doc); spreads the
+    ``*xs`` of a primitive's call (:func:`spread_starred`)."""
 
     def one(stmt):
         out = []
         call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
         if isinstance(call, ast.Call):
+            target = fact(call, "target", None)
+            if target is not None and any(isinstance(a, ast.Starred) for a in call.args) \
+                    and (target.kind == "primitive" or target.kind == "local" and
+                         target.obj[0].args.vararg is None):
+                return spread_starred(stmt, call, names, source)
             out += _pack(call, names, stmt, source)
         out.append(stmt)
         return out
 
     func.body = rewrite(func.body, one)
+
+
+_MOST_SPREAD = 8        # values a *xs given to a primitive with *args may hold
+
+
+def spread_starred(stmt, call, names, source):
+    """``y = np.add(a, *xs)`` as a test of ``len(xs)``: one branch per count
+    the primitive's adjoint rule takes (or a function defined inside the
+    differentiated one its parameters), each an ordinary call of ``xs[0]``,
+    ``xs[1]``... (whose adjoints are the container's); another count is
+    refused when the code runs, at the user's line.  Returns the statements
+    that replace ``stmt``."""
+    target = fact(call, "target")
+    starred = [i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)]
+    if len(starred) > 1 or any(k.arg is None for k in call.keywords):
+        raise source.error(f"cannot differentiate several '*' or '**' arguments of "
+                           f"{target.name}: pass one *xs, the others one by one", stmt)
+    where = starred[0]
+    before, after = call.args[:where], call.args[where + 1:]
+    spread = call.args[where].value
+    if target.kind == "primitive":
+        binds = rule_for(target.obj).bind
+    else:
+        signature = _signature(target.obj[0])
+        binds = lambda args, keywords: signature.bind(*args, **keywords)    # noqa: E731
+    counts = _counts(binds, len(before) + len(after), {k.arg for k in call.keywords},
+                     target.kind == "primitive" and rule_for(target.obj).varargs)
+    if not counts:
+        raise source.error(f"cannot differentiate this call of {target.name}: no number "
+                           "of values from '*' fits its parameters", stmt)
+    count = names.fresh("count")
+    length = set_fact(ast.Call(func=ast.Name("len", ast.Load()), args=[_copy(spread)],
+                               keywords=[]), "runtime", "len")
+    set_fact(length, "target", Target("nondiff", None, "len"))
+    refused = set_fact(ast.Call(func=ast.Name("star_count_refused", ast.Load()), args=[
+        ast.Name(count, ast.Load()), ast.Constant(target.name),
+        ast.Constant(tuple(counts))], keywords=[]), "runtime", "star_count_refused")
+    set_fact(refused, "target", Target("nondiff", None, "star_count_refused"))
+    orelse = [ast.Expr(refused)]
+    for k in reversed(counts):
+        items = [names.fresh("item") for _ in range(k)]
+        body = [ast.Assign(targets=[ast.Name(n, ast.Store())], value=ast.Subscript(
+            value=_copy(spread), slice=ast.Constant(i), ctx=ast.Load()))
+            for i, n in enumerate(items)]
+        one = ast.Call(func=_copy(call.func), args=[_copy(a) for a in before] +
+                       [ast.Name(n, ast.Load()) for n in items] +
+                       [_copy(a) for a in after],
+                       keywords=[_copy(k) for k in call.keywords])
+        set_fact(one, "target", target)
+        replaced = _copy(stmt)
+        replaced.value = one
+        test = names.fresh("fits")
+        orelse = [ast.Assign(targets=[ast.Name(test, ast.Store())], value=ast.Compare(
+                      left=ast.Name(count, ast.Load()), ops=[ast.Eq()],
+                      comparators=[ast.Constant(k)])),
+                  ast.If(test=ast.Name(test, ast.Load()), body=body + [replaced],
+                         orelse=orelse)]
+    out = [ast.Assign(targets=[ast.Name(count, ast.Store())], value=length)] + orelse
+    return [ast.fix_missing_locations(ast.copy_location(s, stmt)) for s in out]
+
+
+def _counts(binds, fixed, keywords, varargs):
+    """The numbers of values a ``*xs`` may give to a call with ``fixed`` other
+    positional arguments and the ``keywords``: those for which ``binds(args,
+    keywords)`` raises no ``TypeError`` (at most ``_MOST_SPREAD``; up to that
+    many more where the callee has ``varargs``)."""
+    dummy = {k: ast.Constant(None) for k in keywords}
+    fits = []
+    for k in range(2 * _MOST_SPREAD if varargs else _MOST_SPREAD + 1):
+        try:
+            binds([ast.Constant(None)] * (fixed + k), dummy)
+        except TypeError:
+            continue
+        fits.append(k)
+    return fits[:_MOST_SPREAD]
+
+
+def _signature(tree):
+    """The parameters of a lifted function's tree as an ``inspect.Signature``
+    (its defaults stand-ins: only which parameters have one matters)."""
+    args = tree.args
+    positional = args.posonlyargs + args.args
+    first_default = len(positional) - len(args.defaults)
+    kind = inspect.Parameter
+    params = [kind(a.arg, kind.POSITIONAL_OR_KEYWORD,
+                   default=None if i >= first_default else kind.empty)
+              for i, a in enumerate(positional)]
+    if args.vararg is not None:
+        params.append(kind(args.vararg.arg, kind.VAR_POSITIONAL))
+    params += [kind(a.arg, kind.KEYWORD_ONLY, default=kind.empty if d is None else None)
+               for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    if args.kwarg is not None:
+        params.append(kind(args.kwarg.arg, kind.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
+def _copy(node):
+    """A copy of a node of the call (its facts go along)."""
+    return copy.deepcopy(node)
 
 
 def _pack(call, names, stmt, source):
