@@ -211,6 +211,10 @@ def both_kinds(h, *rest, c=0.5, **kw):
     return out
 
 
+def join(a, b):
+    return a + b
+
+
 def helper_loss(w, h):
     return np.sum(np.tanh(w[0] @ h) ** 2)
 
@@ -759,7 +763,8 @@ class Program:
         form = r.choice(["del", "else", "finally", "walrus", "dictcomp", "nested", "starred",
                          "merged", "map", "fnvar", "fnlist", "nonlocal", "global", "import",
                          "withexit", "except", "except", "closure", "closure", "scan",
-                         "match", "patterns"])
+                         "match", "patterns", "starnp", "join", "sortkey", "reduce",
+                         "delitem"])
         lines = {
             "del": [f"{v} = h * 2.0", "h = h + " + v + " * 0.25", f"del {v}"],
             "walrus": [f"if ({v} := np.sum(h * x)) > {r.choice(['0', '-1', '1'])}:",
@@ -826,6 +831,27 @@ class Program:
                 [f"match {r.choice(['sc', 'k', 'len(hs) * 0.5'])}:",
                  f"    case float({v}) if {v} > 0.75:", f"        h = h * {v}",
                  "    case int() | float():", "        h = np.tanh(h) + x * 0.1"]])
+        elif form == "starnp":       # *xs into a NumPy function
+            lines[form] = [f"{v} = [h, x * 0.5]", "h = " + r.choice(
+                [f"np.maximum(*{v})", f"np.add(*{v}) * 0.5", f"np.hypot(*{v}) * 0.5"]) +
+                " + h * 0.25"]
+        elif form == "join":         # + on values that may be lists or arrays
+            lines[form] = r.choice([[f"{v} = join(s, [h * 0.5])",
+                                     f"h = h + {v}[-1] * 0.5 + {v}[0] * 0.1"],
+                                    [f"h = join(h, x) * 0.5"],
+                                    [f"{v} = join(hs, hs)", f"h = h * 0.5 + {v}[-1] * 0.25"]])
+        elif form == "sortkey":      # sorted/max/min with key=
+            lines[form] = [f"{v} = " + r.choice([
+                "sorted([h, x, np.sin(h)], key=lambda u: float(np.sum(u)))[0]",
+                "max([h, x * 0.5, np.tanh(h)], key=lambda u: float(np.sum(u * u)))",
+                "min(s, key=lambda u: float(np.sum(u)))"]), f"h = h * 0.5 + {v} * 0.5"]
+        elif form == "reduce":
+            lines[form] = ["h = functools.reduce(" + r.choice([
+                "lambda a, u: a * 0.5 + u", "lambda a, u: np.tanh(a) + u * 0.5"]) +
+                ", [x, h, np.sin(h)]" + r.choice(["", ", h * 0.1"]) + ")"]
+        elif form == "delitem":      # del of an element of a list with gradients
+            lines[form] = [f"{v} = [h * 1.0, x, np.sin(h)]", f"del {v}[{r.randrange(-3, 3)}]",
+                           f"h = h + {v}[0] * 0.25 + {v}[-1] * 0.25"]
         elif form == "closure":
             fn = r.choice([f"lambda u: np.tanh(u) * sc + x * 0.1", "layer",
                            f"lambda u: np.sin(u) * w[{a}][0, 0]", "chosen"])
