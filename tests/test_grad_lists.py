@@ -124,3 +124,53 @@ def test_lists_that_helpers_grow(f, wrt):
     """A list passed to a helper that appends: no live flag on it, and its
     negative indices and slices are fixed before it grows."""
     check_grad(f, (W.copy(), X.copy()), wrt=wrt)
+
+
+# ---- a list whose length an adjoint reads, grown or changed afterwards ----------
+
+def _join(a, b):
+    return a + b
+
+
+def concat_then_grow(x):
+    hs = [x]
+    q = hs + hs
+    hs.append(x * 0.9)
+    return np.sum(q[-1] * x) + np.sum(hs[-1])
+
+
+def helper_concat_then_grow(x):
+    hs = [x]
+    q = _join(hs, [x * 2.0])
+    hs.append(x * 0.9)
+    return np.sum(q[0] * q[-1]) + np.sum(hs[-1])
+
+
+def repeat_then_grow(x):
+    hs = [x]
+    r = hs * 2
+    hs.append(x * 3.0)
+    return np.sum(r[1] * x) + np.sum(hs[-1])
+
+
+def stack_then_grow(x):
+    hs = [x, x * 2.0]
+    s = np.stack(hs)
+    c = np.concatenate(hs)
+    hs.append(x * 3.0)
+    return np.sum(s[1] * x) + np.sum(c * c) + np.sum(hs[-1])
+
+
+def stack_then_shrink(x):
+    hs = [x, x * 2.0, np.sin(x)]
+    s = np.stack(hs)
+    del hs[0]
+    return np.sum(s[0] * x) + np.sum(hs[0])
+
+
+@pytest.mark.parametrize("fn", [concat_then_grow, helper_concat_then_grow, repeat_then_grow,
+                                stack_then_grow, stack_then_shrink])
+def test_adjoints_read_the_length_the_list_had(fn):
+    # hs + hs, hs * 2, np.stack(hs): the adjoint splits by len(hs) as it was
+    # then (a copy is kept when the list grows or shrinks later)
+    check_grad(fn, (np.random.default_rng(5).standard_normal(3),))

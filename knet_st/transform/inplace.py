@@ -23,6 +23,7 @@ from .facts import fact, set_fact
 from ..runtime import gradients as rt
 from .activity import value_active
 from .effects import out_arguments
+from .registry import rule_for
 from .resolve import Target
 from .trees import assign, call, name, rewrite, statements, stored_names
 
@@ -282,6 +283,23 @@ def _reads_backward(stmt, active):
             and isinstance(n.ctx, ast.Load)}
 
 
+def _container_arguments(stmt):
+    """The names ``stmt`` passes to a primitive's container parameters (its
+    rule's ``containers``: ``np.stack(hs)``'s ``hs``), whose structure the
+    adjoint reads."""
+    value = getattr(stmt, "value", None)
+    target = fact(value, "target", None) if isinstance(value, ast.Call) else None
+    rule = rule_for(target.obj) if target is not None and target.kind == "primitive" else None
+    if rule is None or not rule.containers:
+        return set()
+    try:
+        bound = rule.bind(value.args, {k.arg: k.value for k in value.keywords if k.arg})
+    except TypeError:
+        return set()
+    return {n.id for param in rule.containers if param in bound
+            for n in ast.walk(bound[param]) if isinstance(n, ast.Name)}
+
+
 class _Rename(ast.NodeTransformer):
     def __init__(self, renames):
         self.renames = renames
@@ -346,22 +364,27 @@ def snapshot_reads(ctx, func, effects, active, calls, arrays=frozenset(),
         return stmt.test if isinstance(stmt, ast.If) else \
             stmt.iter if isinstance(stmt, ast.For) else stmt
 
-    def changes_later(var, stmt):
+    def changes_later(var, stmt, structure):
         if outside and facts.deep(facts.of({var})) & outside:
             return True
         if var not in effects.unstable:
             return False
         if id(stmt) not in places:
             return var not in active
-        return _changed_later(var, stmt, effects, places, settled)
+        # A list whose length the adjoint reads (hs + hs, np.stack(hs)) must
+        # not grow or shrink later, even by appends whose adjoints are replayed.
+        return _changed_later(var, stmt, effects, places, frozenset() if structure else settled)
 
     def one(stmt):
         out = []
         reads = _reads_backward(stmt, active)
-        wanted = sorted(v for v in reads if changes_later(v, stmt))
         value = getattr(stmt, "value", None)
-        if isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
-                fact(value, "target").kind in ("user", "local"):
+        user = isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
+            fact(value, "target").kind in ("user", "local")
+        # a user function's adjoint may read the structure of any list it gets
+        structure = reads if user else _container_arguments(stmt)
+        wanted = sorted(v for v in reads if changes_later(v, stmt, v in structure))
+        if user:
             if wanted:
                 params = calls.parameters(value)
                 set_fact(stmt, "volatile", frozenset(
