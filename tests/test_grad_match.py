@@ -131,3 +131,25 @@ def test_captures_are_bound_only_when_the_whole_pattern_matches():
         assert np.allclose(kt.grad(failed_patterns_leave_names)(w, xs),
                            kt.grad(failed_patterns_leave_names)(w, xs))
         check_grad(failed_patterns_leave_names, (w, xs), wrt=0)
+
+
+def matched_then_changed(w, x):
+    d = {"a": w * 0.5, "b": x}
+    hs = [w]
+    match d:
+        case {"a": a, **rest}:
+            h = a * 2.0 + rest["b"]
+        case _:
+            h = w
+    d["c"] = h * 0.5                  # the matched dict changes afterwards
+    match hs:
+        case [first] if np.sum(first) > -100.0:
+            hs.append(h * first)
+    match x:
+        case x if np.sum(x) > 100.0:  # a capture of the subject's own name
+            h = h * 0.0
+    return np.sum(d["c"] * w) + np.sum(hs[-1]) + np.sum(x * h)
+
+
+def test_a_subject_that_changes_afterwards_or_is_captured():
+    check_grad(matched_then_changed, (rnd(3), rnd(3)), wrt=(0, 1))

@@ -152,14 +152,36 @@ def _class(pattern, subject, then, fresh, source):
                 _parts(parts, subject, then, fresh, source))]
 
 
+def _kept(stmt):
+    """Whether ``match`` can test its subject, a plain name, without a copy:
+    no pattern or guard binds that name (a capture of a case that goes on to
+    fail would change what the next case tests)."""
+    if not isinstance(stmt.subject, ast.Name):
+        return False
+    bound = set()
+    for case in stmt.cases:
+        for node in ast.walk(case.pattern):
+            bound.update(n for n in (getattr(node, "name", None), getattr(node, "rest", None))
+                         if n)
+        if case.guard is not None:
+            bound.update(n.target.id for n in ast.walk(case.guard)
+                         if isinstance(n, ast.NamedExpr))
+    return stmt.subject.id not in bound
+
+
 def match_statements(func, source, fresh):
     """Rewrites the ``match`` statements of ``func`` (see the module doc)."""
 
     def one(stmt):
         if not isinstance(stmt, ast.Match):
             return [stmt]
-        subject, matched = fresh("subject"), fresh("matched")
-        out = [assign(subject, stmt.subject), assign(matched, ast.Constant(False))]
+        matched = fresh("matched")
+        if _kept(stmt):             # tested as it is: a copy would alias a list or dict
+            subject, out = stmt.subject.id, []
+        else:
+            subject = fresh("subject")
+            out = [assign(subject, stmt.subject)]
+        out.append(assign(matched, ast.Constant(False)))
         for case in stmt.cases:
             body = [assign(matched, ast.Constant(True))] + rewrite(case.body, one)
             if case.guard is not None:
