@@ -863,6 +863,11 @@ def spreads_into_local_varargs(w):
     return np.sum(total(*pair))  # <-
 
 
+def spreads_an_iterable(w):
+    names = {"a": 1.0, "b": 2.0}                 # *d: its keys, as Python unpacks it
+    return np.sum(np.maximum(*map(np.sin, [w, w * 2]))) + np.sum(np.add(*names) == "ab")
+
+
 def spreads_too_many(w, xs):
     return np.sum(np.add(*xs) * w)  # <-
 
@@ -876,6 +881,7 @@ def test_star_arguments_of_numpy_functions():
     check_grad(spreads_between_arguments, (w, [-0.3, 0.8]))
     check_grad(spreads_a_slice, (w, (rnd(2, 6), 0)), wrt=(0, 1))
     check_grad(spreads_into_a_local_function, (w, rnd(6)), wrt=(0, 1))
+    check_grad(spreads_an_iterable, (w,))
     with pytest.raises(kt.TransformError, match="arguments of total") as info:
         kt.grad(spreads_into_local_varargs)(w)
     assert "total(*pair)" in info.value.line

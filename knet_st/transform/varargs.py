@@ -200,6 +200,12 @@ def spread_starred(stmt, call, names, source):
     if not counts:
         raise source.error(f"cannot differentiate this call of {target.name}: no number "
                            "of values from '*' fits its parameters", stmt)
+    # the values as Python unpacks them (any iterable: a dict's keys, a range)
+    values = names.fresh("values")
+    unpacked = set_fact(ast.Call(func=ast.Name("tuple", ast.Load()), args=[spread],
+                                 keywords=[]), "runtime", "tuple")
+    set_fact(unpacked, "target", Target("primitive", tuple, "tuple"))
+    spread = ast.Name(values, ast.Load())
     count = names.fresh("count")
     length = set_fact(ast.Call(func=ast.Name("len", ast.Load()), args=[_copy(spread)],
                                keywords=[]), "runtime", "len")
@@ -227,7 +233,8 @@ def spread_starred(stmt, call, names, source):
                       comparators=[ast.Constant(k)])),
                   ast.If(test=ast.Name(test, ast.Load()), body=body + [replaced],
                          orelse=orelse)]
-    out = [ast.Assign(targets=[ast.Name(count, ast.Store())], value=length)] + orelse
+    out = [ast.Assign(targets=[ast.Name(values, ast.Store())], value=unpacked),
+           ast.Assign(targets=[ast.Name(count, ast.Store())], value=length)] + orelse
     return [ast.fix_missing_locations(ast.copy_location(s, stmt)) for s in out]
 
 
