@@ -222,3 +222,21 @@ def test_desugar_writes_out_the_functions_given_to_sorted_max_and_reduce():
     assert sorted(helpers) == ["extreme_position", "sort_order"]
     loops = [n for n in ast.walk(defs["reduce1"]) if isinstance(n, ast.For)]
     assert len(loops) == 1 and "key2(acc" in ast.unparse(loops[0])
+
+
+def test_varargs_spreads_a_read_only_dict_given_by_two_stars():
+    func, source = parsed("""\
+        def f(w, opts):
+            d = {'axis': 0}
+            e = {'axis': 1}
+            e['keepdims'] = True
+            y = np.sum(w, **d)
+            z = np.sum(w, **e)
+            return y + d['axis']
+        """)
+    calls = [n for n in ast.walk(func) if isinstance(n, ast.Call)]
+    for call in calls:
+        set_fact(call, "target", Target("primitive", np.sum, "np.sum"))
+    with pytest.raises(TransformError, match="arguments of np.sum"):
+        pack_arguments(func, Names.of(func), source)     # e changes: its keys are unknown
+    assert "y = np.sum(w, axis=axis" in ast.unparse(func)

@@ -735,6 +735,20 @@ def forwards_options(w, **opts):
         options_collector(w ** 2, **opts)
 
 
+def passes_options_on(w, **opts):
+    def inner(v, scale=1.0, shift=0.0):
+        return np.sum(v * scale - shift)
+    axes = {"axis": 0}
+    total = options_helper(w, **opts) + inner(w ** 2, **opts)
+    return total + np.sum(np.sum(np.outer(w, w), **axes) * opts.get("scale", 1.0))
+
+
+def passes_a_changed_dict_on(w, **opts):
+    parts = {"scale": 2.0}
+    parts["shift"] = w[0]               # changed: its keys are not known
+    return options_helper(w, **parts)  # <-
+
+
 def everything(w, *xs, power=2, opts_0=1.0, **opts):
     total = np.sum(w ** power) * opts_0
     for x in xs:
@@ -756,6 +770,12 @@ def test_star_kwargs_of_the_differentiated_function():
         np.testing.assert_allclose(g(w, **keywords), expected)
     check_keywords(forwards_options, (w,), {"scale": 0.5})
     check_keywords(forwards_options, (w,), {"shift": 2.0, "scale": 1.5})
+    check_keywords(passes_options_on, (w,), {"scale": 0.5})
+    check_keywords(passes_options_on, (w,), {"shift": 2.0, "scale": 1.5})
+    check_keywords(passes_options_on, (w,), {})
+    with pytest.raises(kt.TransformError, match="no [*]args or [*][*]kwargs") as info:
+        kt.grad(passes_a_changed_dict_on)(w)
+    assert "options_helper(w, **parts)" in info.value.line
     check_keywords(everything, (w, x, rnd(3)), {"weight": 3.0, "power": 3}, wrt=(0, 2))
     check_keywords(everything, (w, x), {"opts_0": 2.0, "opts_1": rnd(3)}, wrt=(0, 1))
     check_keywords(everything, (w,), {})
@@ -843,6 +863,11 @@ def spreads_into_local_varargs(w):
     return np.sum(total(*pair))  # <-
 
 
+def spreads_an_iterable(w):
+    names = {"a": 1.0, "b": 2.0}                 # *d: its keys, as Python unpacks it
+    return np.sum(np.maximum(*map(np.sin, [w, w * 2]))) + np.sum(np.add(*names) == "ab")
+
+
 def spreads_too_many(w, xs):
     return np.sum(np.add(*xs) * w)  # <-
 
@@ -856,6 +881,7 @@ def test_star_arguments_of_numpy_functions():
     check_grad(spreads_between_arguments, (w, [-0.3, 0.8]))
     check_grad(spreads_a_slice, (w, (rnd(2, 6), 0)), wrt=(0, 1))
     check_grad(spreads_into_a_local_function, (w, rnd(6)), wrt=(0, 1))
+    check_grad(spreads_an_iterable, (w,))
     with pytest.raises(kt.TransformError, match="arguments of total") as info:
         kt.grad(spreads_into_local_varargs)(w)
     assert "total(*pair)" in info.value.line

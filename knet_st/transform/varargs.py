@@ -85,11 +85,14 @@ def pack_arguments(func, names, source):
     ``*args`` or ``**kwargs`` in ``func`` (see the module doc); spreads the
     ``*xs`` of a primitive's call (:func:`spread_starred`)."""
 
+    displays = _read_only_dicts(func)
+
     def one(stmt):
         out = []
         call = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
         if isinstance(call, ast.Call):
             target = fact(call, "target", None)
+            out += _spread_keywords(call, target, displays, names, stmt)
             if target is not None and any(isinstance(a, ast.Starred) for a in call.args) \
                     and (target.kind == "primitive" or target.kind == "local" and
                          target.obj[0].args.vararg is None):
@@ -102,6 +105,74 @@ def pack_arguments(func, names, source):
 
 
 _MOST_SPREAD = 8        # values a *xs given to a primitive with *args may hold
+_READING_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _read_only_dicts(func):
+    """The names bound once, to a dict display with string keys, that are only
+    read (``d[k]``, ``d.get(k)``, ``d.items()``, ``k in d``, ``len(d)``,
+    ``f(**d)``): ``{name: display}``.  The differentiated function's own
+    ``**kwargs`` is one (see :func:`spread_parameters`)."""
+    bound = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound[node.id] = bound.get(node.id, 0) + 1
+    for node in ast.walk(func.args):
+        if isinstance(node, ast.arg):
+            bound[node.arg] = bound.get(node.arg, 0) + 2
+    displays = {s.targets[0].id: s.value for s in ast.walk(func)
+                if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
+                and isinstance(s.value, ast.Dict) and bound.get(s.targets[0].id) == 1
+                and all(isinstance(k, ast.Constant) and isinstance(k.value, str) and
+                        k.value.isidentifier() for k in s.value.keys)}
+    if not displays:
+        return {}
+    allowed = set()                    # the Name nodes read in one of the ways above
+    for node in ast.walk(func):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) or \
+                isinstance(node, ast.Attribute) and node.attr in _READING_METHODS:
+            allowed.add(id(node.value))
+        elif isinstance(node, ast.keyword) and node.arg is None:
+            allowed.add(id(node.value))
+        elif isinstance(node, ast.Compare):
+            allowed |= {id(c) for c in node.comparators}
+        elif isinstance(node, ast.Call) and fact(node, "runtime", None) == "len" or \
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id == "len":
+            allowed |= {id(a) for a in node.args}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
+                node.id in displays and id(node) not in allowed:
+            del displays[node.id]
+    return displays
+
+
+def _spread_keywords(call, target, displays, names, stmt):
+    """``f(w, **d)`` where ``d`` is a dict display that is only read and ``f``
+    takes no ``**kwargs`` (a primitive, a function defined inside, a function
+    with named parameters): ``t = d['k']`` first, then ``f(w, k=t)`` (the
+    keys are known).  Returns the statements to put before the call."""
+    if target is None or target.kind not in ("primitive", "local", "user") or \
+            target.kind == "user" and any(
+                p.kind == p.VAR_KEYWORD
+                for p in inspect.signature(target.obj).parameters.values()):
+        return []
+    before, keywords = [], []
+    for k in call.keywords:
+        display = displays.get(k.value.id) if k.arg is None and \
+            isinstance(k.value, ast.Name) else None
+        if display is None:
+            keywords.append(k)
+            continue
+        for key in display.keys:
+            value = names.fresh(key.value)
+            before.append(ast.copy_location(ast.Assign(
+                targets=[ast.Name(value, ast.Store())],
+                value=ast.Subscript(value=ast.Name(k.value.id, ast.Load()),
+                                    slice=ast.Constant(key.value), ctx=ast.Load())), stmt))
+            keywords.append(ast.keyword(arg=key.value, value=ast.Name(value, ast.Load())))
+    call.keywords = keywords
+    return before
 
 
 def spread_starred(stmt, call, names, source):
@@ -129,6 +200,12 @@ def spread_starred(stmt, call, names, source):
     if not counts:
         raise source.error(f"cannot differentiate this call of {target.name}: no number "
                            "of values from '*' fits its parameters", stmt)
+    # the values as Python unpacks them (any iterable: a dict's keys, a range)
+    values = names.fresh("values")
+    unpacked = set_fact(ast.Call(func=ast.Name("tuple", ast.Load()), args=[spread],
+                                 keywords=[]), "runtime", "tuple")
+    set_fact(unpacked, "target", Target("primitive", tuple, "tuple"))
+    spread = ast.Name(values, ast.Load())
     count = names.fresh("count")
     length = set_fact(ast.Call(func=ast.Name("len", ast.Load()), args=[_copy(spread)],
                                keywords=[]), "runtime", "len")
@@ -156,7 +233,8 @@ def spread_starred(stmt, call, names, source):
                       comparators=[ast.Constant(k)])),
                   ast.If(test=ast.Name(test, ast.Load()), body=body + [replaced],
                          orelse=orelse)]
-    out = [ast.Assign(targets=[ast.Name(count, ast.Store())], value=length)] + orelse
+    out = [ast.Assign(targets=[ast.Name(values, ast.Store())], value=unpacked),
+           ast.Assign(targets=[ast.Name(count, ast.Store())], value=length)] + orelse
     return [ast.fix_missing_locations(ast.copy_location(s, stmt)) for s in out]
 
 
