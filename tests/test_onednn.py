@@ -15,6 +15,14 @@ needs_onednn = pytest.mark.skipif(
     not onednn.available(),
     reason="oneDNN is not installed (pip install knet_st[onednn]): %s" % onednn._state["error"])
 
+
+
+@pytest.fixture(autouse=True)
+def _onednn_on(monkeypatch):
+    """Every test starts with oneDNN allowed, whatever the environment says."""
+    monkeypatch.setenv("KNET_ST_ONEDNN", "auto")
+
+
 CASES = [
     # x shape, w shape, padding, stride
     ((2, 3, 7, 6), (4, 3, 3, 3), 1, 2),

@@ -72,24 +72,24 @@ def _candidates():
     """Paths where libdnnl.so.3 may be: the environment's lib folders, then the loader's."""
     out = []
     for prefix in (sys.prefix, sys.base_prefix, os.environ.get("CONDA_PREFIX")):
-        if prefix:
-            out.append(os.path.join(prefix, "lib", "libdnnl.so.%d" % _MAJOR))
+        path = prefix and os.path.join(prefix, "lib", "libdnnl.so.%d" % _MAJOR)
+        if path and path not in out and os.path.exists(path):
+            out.append(path)
     found = ctypes.util.find_library("dnnl")
-    if found:
-        out.append(found)
-    return out
+    return out + [found] if found else out
 
 
 def _open(path):
     """dlopen ``path``, first loading the libraries it needs from its own folder.
 
-    The wheel's libdnnl has no run path, so the loader would not find its
-    neighbours (libtbb, libsycl, ...); each one it misses is loaded globally
-    by full path, and then found by its name."""
+    oneDNN's wheels have no run path, so the loader would not find a
+    neighbour the system lacks; each one it misses is loaded by full path,
+    and then found by its name.  Loaded locally: a rejected library's symbols
+    cannot take the place of another's."""
     folder = os.path.dirname(path)
     for _ in range(32):
         try:
-            return ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            return ctypes.CDLL(path)
         except OSError as e:
             name = str(e).split(":")[0].strip()
             dep = os.path.join(folder, name) if folder else ""
@@ -97,6 +97,21 @@ def _open(path):
                 raise
             _open(dep)
     raise OSError("too many dependencies for %s" % path)
+
+
+def _open_passive(path):
+    """:func:`_open` with OpenMP's idle threads sleeping (``OMP_WAIT_POLICY=PASSIVE``)
+    unless the user chose a policy: GNU OpenMP's default spinning after each
+    call takes the cores from OpenBLAS's threads and made LeNet's step several
+    times slower on 2 shared cores.  libgomp reads the variable when it is
+    loaded, so it is set for the load only."""
+    if os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT"):
+        return _open(path)
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        return _open(path)
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
 
 
 def _declare(lib):
@@ -144,10 +159,8 @@ def _load():
             return _state["lib"]
         _state["tried"] = True
         for path in _candidates():
-            if not os.path.exists(path) and os.sep in path:
-                continue
             try:
-                lib = _open(path)
+                lib = _open_passive(path)
                 lib.dnnl_version.restype = ctypes.POINTER(_Version)
                 v = lib.dnnl_version().contents
                 if v.major != _MAJOR:
