@@ -188,3 +188,48 @@ def test_a_case_oneDNN_refuses_takes_the_numpy_path(monkeypatch):
     for g, r in zip(got, want):
         _close(g, r)
     onednn.clear()
+
+
+POOL_CASES = [
+    # x shape, window, padding, stride
+    ((6, 20, 12, 12), 2, 0, None),              # LeNet's
+    ((3, 4, 7, 9), 3, 1, 2),                    # overlapping, padded, rows dropped
+    ((2, 3, 6, 6), 2, 0, 1),
+    ((1, 5, 5, 4), (2, 3), (1, 0), (1, 2)),
+]
+
+
+@needs_onednn
+@pytest.mark.parametrize("xs,window,padding,stride", POOL_CASES)
+@pytest.mark.parametrize("mode", ["max", "avg", "avg_nopad"])
+def test_pool_on_nhwc_matches_numpy_path(xs, window, padding, stride, mode, monkeypatch):
+    rng = np.random.default_rng(6)
+    x = layout.empty(np, xs, np.float32, "nhwc")
+    x[...] = np.maximum(rng.standard_normal(xs), 0)       # relu's zeros: ties in windows
+    x[:, :, :2] = 0
+    y = conv.pool(x, window, padding, stride, mode)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = conv.pool_dx(dy, y, x, window, padding, stride, mode)
+    assert layout.has_order(y, "nhwc") and layout.has_order(dx, "nhwc")
+    monkeypatch.setenv("KNET_ST_ONEDNN", "off")
+    y0 = conv.pool(x, window, padding, stride, mode)
+    np.testing.assert_array_equal(y, y0) if mode == "max" else _close(y, y0)
+    _close(dx, conv.pool_dx(dy, y0, x, window, padding, stride, mode))   # ties: same element
+    assert dx.dtype == y.dtype == np.float32
+
+
+@needs_onednn
+def test_pool_of_other_orders_stays_on_numpy():
+    x = np.random.default_rng(7).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    y = conv.pool(x)
+    assert layout.has_order(y, "nchw") and not layout.has_order(y, "nhwc")
+
+
+@needs_onednn
+def test_pool_bad_shapes_are_refused():
+    x = layout.empty(np, (2, 3, 6, 6), np.float32, "nhwc")
+    x[...] = 1
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        onednn.pool_dx(np.ones((2, 3, 4, 4), np.float32), x, (2, 2, 0, 0, 2, 2, "max"))
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        onednn.pool(x, (2, 2, 0, 0, 2, 2, "median"))

@@ -48,8 +48,10 @@ With the optional extra ``knet_st[onednn]`` installed, float32 NumPy arrays
 go to oneDNN instead (:mod:`knet_st.runtime.onednn`, the library PyTorch
 uses on the CPU): the forward pass, the filter gradient, and the input
 gradient where the input has at least ``ONEDNN_DX_MIN_CHANNELS`` channels
-(below that the NumPy path is faster).  Its results are stored channels-last
-(NHWC) instead of CHWN; ``pool`` keeps either order.  ``KNET_ST_ONEDNN=off``
+(below that the NumPy path is faster); and ``pool`` / ``pool_dx`` on float32
+arrays stored channels-last (NHWC), which is how oneDNN's results are stored
+(instead of CHWN).  Max pooling's gradient picks the same element of a tied
+window in both paths (the first in row-major order).  ``KNET_ST_ONEDNN=off``
 turns it off; float64, CuPy and any case oneDNN refuses take the NumPy path,
 which is the reference the tests compare oneDNN with.
 
@@ -415,6 +417,15 @@ def _float_dtype(*dtypes):
     return dt if dt.kind in "fc" else np.dtype(np.float64)
 
 
+def _onednn_pool(x, g, m, dy=None):
+    """pool(x) (or, given ``dy``, its gradient) by oneDNN for float32 x stored
+    NHWC, as oneDNN's convolutions leave it; None where it does not apply."""
+    if not (layout.has_order(x, "nhwc") and onednn.enabled(x, *(() if dy is None else (dy,)))):
+        return None
+    og = (g[4], g[5], g[6], g[7], g[8], g[9], m)       # kh, kw, ph, pw, sh, sw, mode
+    return onednn.pool(x, og) if dy is None else onednn.pool_dx(dy, x, og)
+
+
 def pool(x, window=2, padding=0, stride=None, mode="max"):
     """Pooling over the H and W axes of an NCHW array, Knet's ``pool``.
 
@@ -447,6 +458,9 @@ def pool(x, window=2, padding=0, stride=None, mode="max"):
     m = _pool_mode(mode)
     g = _pool_geometry(x.shape, window, padding, stride)
     N, C, H, W, kh, kw, ph, pw, sh, sw, OH, OW = g
+    y = _onednn_pool(x, g, m)
+    if y is not None:
+        return y
     if m == "max":
         a = _padded(xp, x, ph, pw, _lowest(x.dtype))
         y = layout.empty(xp, (N, C, OH, OW), x.dtype, layout.order(x))
@@ -511,6 +525,9 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
     if tuple(dy.shape) != (N, C, OH, OW):
         raise ValueError("pool_dx: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, C, OH, OW)))
+    dx = _onednn_pool(x, g, m, dy)
+    if dx is not None:
+        return dx
     dtype = _float_dtype(dy.dtype, x.dtype)
     order = layout.order(x)      # the memory order of x, kept by every buffer below
     dy = _in_order(xp, dy, order)

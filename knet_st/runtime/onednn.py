@@ -18,7 +18,8 @@ primitive with data and results in channels-last (NHWC) memory, where this
 oneDNN runs its fastest kernels, weights in the layout oneDNN chooses
 (``format_tag_any``), and reorder primitives from and to the arrays' own
 memory, described by their actual strides, where those differ.  Results are
-NHWC, so a conv4 -> relu -> pool -> conv4 chain reorders nothing.  oneDNN
+NHWC, so a conv4 -> relu -> pool -> conv4 chain reorders nothing; pooling
+(:func:`pool`, :func:`pool_dx`) runs here for such NHWC arrays.  oneDNN
 computes cross-correlation; conv4's mode 0 flips the filter.
 """
 
@@ -30,13 +31,18 @@ import threading
 
 import numpy as np
 
-__all__ = ["available", "enabled", "conv_fwd", "conv_bwd_data", "conv_bwd_weights"]
+__all__ = ["available", "version", "enabled", "conv_fwd", "conv_bwd_data", "conv_bwd_weights",
+           "pool", "pool_dx", "nhwc_empty", "clear", "OneDNNError"]
 
 _MAJOR = 3
 _F32 = 3                  # dnnl_f32
 _ANY = 1                  # dnnl_format_tag_any
 _CPU = 1                  # dnnl_cpu
 _FWD_TRAINING = 64        # dnnl_forward_training
+_FWD_INFERENCE = 96       # dnnl_forward_inference
+_POOL_ALGS = {"max": 0x1ff, "avg": 0x2ff, "avg_nopad": 0x3ff}   # dnnl_pooling_*
+_Q_WORKSPACE = 135        # dnnl_query_workspace_md
+_ARG_WORKSPACE = 64
 _CONV_DIRECT = 1          # dnnl_convolution_direct
 _Q_SRC, _Q_DIFF_SRC, _Q_WEI, _Q_DIFF_WEI, _Q_DST, _Q_DIFF_DST = 129, 130, 131, 132, 133, 134
 _ARG_SRC, _ARG_DST, _ARG_WEI = 1, 17, 33
@@ -142,6 +148,12 @@ def _declare(lib):
             st, [ctypes.POINTER(_p), _p, ctypes.c_int, _p, _p, _p, _p,
                  _Dims, _Dims, _Dims, _Dims, _p, _p]),
     }
+    sig["dnnl_pooling_forward_primitive_desc_create"] = (
+        st, [ctypes.POINTER(_p), _p, ctypes.c_int, ctypes.c_int, _p, _p,
+             _Dims, _Dims, _Dims, _Dims, _Dims, _p])
+    sig["dnnl_pooling_backward_primitive_desc_create"] = (
+        st, [ctypes.POINTER(_p), _p, ctypes.c_int, _p, _p,
+             _Dims, _Dims, _Dims, _Dims, _Dims, _p, _p])
     for name in ("dnnl_memory_destroy", "dnnl_memory_desc_destroy", "dnnl_primitive_destroy",
                  "dnnl_primitive_desc_destroy"):
         sig[name] = (st, [_p])
@@ -263,6 +275,17 @@ class _Plan:
         _check(_state["lib"].dnnl_primitive_create(ctypes.byref(prim), pd), "primitive")
         return self.own("dnnl_primitive_destroy", prim)
 
+    def scratch(self, md):
+        """A memory object on a buffer of the plan's own (64-byte aligned)."""
+        size = _state["lib"].dnnl_memory_desc_get_size(md)
+        raw = np.empty(size + 64, np.uint8)
+        buf = raw[(-raw.ctypes.data) % 64:][:size]
+        self.buffers.append(buf)
+        mem = self.memory(md)
+        _check(_state["lib"].dnnl_memory_set_data_handle(mem, ctypes.c_void_p(buf.ctypes.data)),
+               "handle")
+        return mem
+
     def bind(self, role, user_md, chosen_md, is_input, args, arg):
         """Point the convolution's ``arg`` at ``role``'s array; through a reorder
         (returned) when oneDNN chose another layout than the array's."""
@@ -271,12 +294,7 @@ class _Plan:
         if lib.dnnl_memory_desc_equal(user_md, chosen_md):
             args.append((arg, umem))
             return None
-        size = lib.dnnl_memory_desc_get_size(chosen_md)
-        raw = np.empty(size + 64, np.uint8)
-        buf = raw[(-raw.ctypes.data) % 64:][:size]          # 64-byte aligned
-        self.buffers.append(buf)
-        imem = self.memory(chosen_md)
-        _check(lib.dnnl_memory_set_data_handle(imem, ctypes.c_void_p(buf.ctypes.data)), "handle")
+        imem = self.scratch(chosen_md)
         src, dst = (user_md, chosen_md) if is_input else (chosen_md, user_md)
         pd = _p()
         _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(pd), src, eng, dst, eng, None),
@@ -291,6 +309,8 @@ class _Plan:
         caller holds the arrays until this returns (after the stream's wait)."""
         lib, stream = _state["lib"], _state["stream"]
         for role, a in arrays.items():
+            if role not in self.user:        # not read (average pooling's x)
+                continue
             _check(lib.dnnl_memory_set_data_handle(self.user[role], ctypes.c_void_p(a.ctypes.data)),
                    "handle")
         for prim, args in self.steps:
@@ -404,22 +424,32 @@ def _check_shapes(x, w, y, g):
 
 
 def _run(kind, x, w, y, g):
-    """Run ``kind`` on float32 arrays x, w, y (one of them the output); False
-    where oneDNN has no implementation for this case (the caller falls back)."""
+    """Run convolution ``kind`` on x, w, y (one of them the output); False where
+    oneDNN has no implementation for this case (the caller falls back)."""
+    _require(x, w, y)
+    _check_shapes(x, w, y, g)
+    return _execute((kind, tuple(g)), {"x": x, "w": w, "y": y},
+                    lambda: _new_plan(kind, x, w, y, g))
+
+
+def _require(*arrays):
     if _load() is None:
         raise OneDNNError("oneDNN is not available: %s" % (_state["error"] or "no libdnnl.so.3"))
-    for a in (x, w, y):
+    for a in arrays:
         if type(a) is not np.ndarray or a.dtype != np.float32:
-            raise TypeError("oneDNN convolution: float32 NumPy arrays only, got %s"
-                            % type(a).__name__)
-    _check_shapes(x, w, y, g)
-    key = (kind, x.shape, _elem_strides(x), w.shape, _elem_strides(w), y.shape,
-           _elem_strides(y), tuple(g))
+            raise TypeError("oneDNN: float32 NumPy arrays only, got %s %s"
+                            % (type(a).__name__, getattr(a, "dtype", "")))
+
+
+def _execute(key, arrays, build):
+    """Run the plan cached for ``key`` and the arrays' shapes and strides (built
+    by ``build()`` the first time) on ``arrays``; False where oneDNN refused."""
+    key = key + tuple((r, a.shape, _elem_strides(a)) for r, a in sorted(arrays.items()))
     with _lock:           # the plans' memory objects are shared: one call at a time
         plan = _plans.get(key, 0)
         if plan == 0:
             try:
-                plan = _new_plan(kind, x, w, y, g)
+                plan = build()
             except OneDNNError as e:
                 _state["error"] = str(e)
                 plan = None                   # remembered: this case takes the NumPy path
@@ -431,7 +461,7 @@ def _run(kind, x, w, y, g):
             _plans[key] = plan
         if plan is None:
             return False
-        plan.run({"x": x, "w": w, "y": y})
+        plan.run(arrays)
     return True
 
 
@@ -495,3 +525,114 @@ def clear():
             if plan is not None:
                 plan.close()
         _plans.clear()
+
+
+# ---------------------------------------------------------------- pooling
+
+def _new_pool_plan(kind, arrays, g):
+    """Build the plan for ``kind``: 'pool' (x -> y) or 'pool_dx' (x, dy -> dx;
+    max pooling runs the forward pass again for its workspace, the argmax)."""
+    lib, eng = _state["lib"], _state["engine"]
+    kh, kw, ph, pw, sh, sw, alg = g
+    x = arrays["x"]
+    n, c, h, w = x.shape
+    yshape = (n, c, 1 + (h + 2 * ph - kh) // sh, 1 + (w + 2 * pw - kw) // sw)
+    dims = _Dims(sh, sw), _Dims(kh, kw), _Dims(0, 0), _Dims(ph, pw), \
+        _Dims((yshape[2] - 1) * sh + kh - h - ph, (yshape[3] - 1) * sw + kw - w - pw)
+    training = kind == "pool_dx" and alg == "max"
+    plan = _Plan()
+    try:
+        def md(shape, strides):
+            return plan.own("dnnl_memory_desc_destroy", _md(shape, strides))
+
+        xmd, ymd = md(x.shape, _elem_strides(x)), md(yshape, _nhwc_md_strides(yshape))
+        fwd = _p()
+        _check(lib.dnnl_pooling_forward_primitive_desc_create(
+            ctypes.byref(fwd), eng, _FWD_TRAINING if training or kind == "pool_dx"
+            else _FWD_INFERENCE, _POOL_ALGS[alg], xmd, ymd, *dims, None), "pooling forward")
+        plan.own("dnnl_primitive_desc_destroy", fwd)
+        if kind == "pool":
+            args = []
+            after = plan.bind("y", md(yshape, _elem_strides(arrays["y"])),
+                              lib.dnnl_primitive_desc_query_md(fwd, _Q_DST, 0), False, args,
+                              _ARG_DST)
+            args.append((_ARG_SRC, plan.user.setdefault("x", plan.memory(xmd))))
+            plan.steps = [(plan.primitive(fwd), _args(args))] + ([after] if after else [])
+            return plan
+        bwd = _p()
+        dxmd = md(x.shape, _nhwc_md_strides(x.shape))
+        _check(lib.dnnl_pooling_backward_primitive_desc_create(
+            ctypes.byref(bwd), eng, _POOL_ALGS[alg], dxmd, ymd, *dims, fwd, None),
+            "pooling backward")
+        plan.own("dnnl_primitive_desc_destroy", bwd)
+        args, steps = [], []
+        if training:
+            ws = plan.scratch(lib.dnnl_primitive_desc_query_md(fwd, _Q_WORKSPACE, 0))
+            fargs = [(_ARG_SRC, plan.user.setdefault("x", plan.memory(xmd))),
+                     (_ARG_DST, plan.scratch(lib.dnnl_primitive_desc_query_md(fwd, _Q_DST, 0))),
+                     (_ARG_WORKSPACE, ws)]
+            steps.append((plan.primitive(fwd), _args(fargs)))
+            args.append((_ARG_WORKSPACE, ws))
+        before = plan.bind("dy", md(yshape, _elem_strides(arrays["dy"])),
+                           lib.dnnl_primitive_desc_query_md(bwd, _Q_DIFF_DST, 0), True, args,
+                           _ARG_DIFF_DST)
+        after = plan.bind("dx", md(x.shape, _elem_strides(arrays["dx"])),
+                          lib.dnnl_primitive_desc_query_md(bwd, _Q_DIFF_SRC, 0), False, args,
+                          _ARG_DIFF_SRC)
+        plan.steps = ([before] if before else []) + steps + \
+            [(plan.primitive(bwd), _args(args))] + ([after] if after else [])
+    except OneDNNError:
+        plan.close()
+        raise
+    return plan
+
+
+def _check_pool(x, out, g):
+    kh, kw, ph, pw, sh, sw, alg = g
+    n, c, h, w = x.shape if x.ndim == 4 else (0, 0, 0, 0)
+    ok = (x.ndim == out.ndim == 4 and alg in _POOL_ALGS and min(kh, kw, sh, sw, n, c) >= 1
+          and min(ph, pw) >= 0 and h + 2 * ph >= kh and w + 2 * pw >= kw
+          and out.shape == (n, c, 1 + (h + 2 * ph - kh) // sh, 1 + (w + 2 * pw - kw) // sw))
+    if not ok:
+        raise ValueError("oneDNN pooling: inconsistent shapes x%s, y%s for window/padding/"
+                         "stride/mode %s" % (x.shape, out.shape, tuple(g)))
+
+
+def pool(x, g):
+    """Pooling of a float32 NCHW array by oneDNN; ``g = (kh, kw, ph, pw, sh, sw,
+    mode)``, mode ``'max'``, ``'avg'`` or ``'avg_nopad'`` as in
+    :func:`knet_st.runtime.conv.pool`.  Returns ``y`` stored NHWC, or None
+    where oneDNN refuses the case.  Meant for NHWC ``x`` (conv4's results
+    here); other strides are read too, maybe slowly.
+
+    Example::
+
+        y = pool(x, (2, 2, 0, 0, 2, 2, "max"))
+    """
+    n, c, h, w = x.shape
+    kh, kw, ph, pw, sh, sw, alg = g
+    y = nhwc_empty((n, c, 1 + (h + 2 * ph - kh) // sh, 1 + (w + 2 * pw - kw) // sw))
+    _require(x)
+    _check_pool(x, y, g)
+    x = _usable(x)
+    ok = _execute(("pool", tuple(g)), {"x": x, "y": y},
+                  lambda: _new_pool_plan("pool", {"x": x, "y": y}, g))
+    return y if ok else None
+
+
+def pool_dx(dy, x, g):
+    """The gradient of :func:`pool` w.r.t. ``x`` (stored NHWC), or None where
+    oneDNN refuses.  Max pooling gives each window's gradient to one maximal
+    element, the first in row-major window order (like the NumPy path).
+
+    Example::
+
+        dx = pool_dx(np.ones_like(y), x, (2, 2, 0, 0, 2, 2, "max"))
+    """
+    dx = nhwc_empty(x.shape)
+    _require(dy, x)
+    _check_pool(x, dy, g)
+    dy, x = _usable(dy), _usable(x)
+    arrays = {"x": x, "dy": dy, "dx": dx}
+    ok = _execute(("pool_dx", tuple(g)), arrays, lambda: _new_pool_plan("pool_dx", arrays, g))
+    return dx if ok else None
