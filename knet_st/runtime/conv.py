@@ -540,7 +540,8 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
     # pass streams through both); every element is written exactly once
     # when the windows tile x exactly, else start from zeros
     shape = (N, C, H + 2 * ph, W + 2 * pw)
-    dxp = layout.empty(xp, shape, dtype, order) if tiled else layout.full(xp, shape, 0, dtype, order)
+    dxp = (layout.empty(xp, shape, dtype, order) if tiled
+           else layout.full(xp, shape, 0, dtype, order))
     tmp = layout.empty(xp, (N, C, OH, OW), dtype, order) if overlap else None
 
     def put(i, j, value_fn):

@@ -548,8 +548,8 @@ def _new_pool_plan(kind, arrays, g):
         xmd, ymd = md(x.shape, _elem_strides(x)), md(yshape, _nhwc_md_strides(yshape))
         fwd = _p()
         _check(lib.dnnl_pooling_forward_primitive_desc_create(
-            ctypes.byref(fwd), eng, _FWD_TRAINING if training or kind == "pool_dx"
-            else _FWD_INFERENCE, _POOL_ALGS[alg], xmd, ymd, *dims, None), "pooling forward")
+            ctypes.byref(fwd), eng, _FWD_TRAINING if kind == "pool_dx" else _FWD_INFERENCE,
+            _POOL_ALGS[alg], xmd, ymd, *dims, None), "pooling forward")
         plan.own("dnnl_primitive_desc_destroy", fwd)
         if kind == "pool":
             args = []
