@@ -209,7 +209,7 @@ def available():
 
 
 def version():
-    """The loaded library's version string (``"3.13.0"``), or None."""
+    """The loaded library's version string (``"3.2.0"``), or None."""
     return _state["version"] if available() else None
 
 
