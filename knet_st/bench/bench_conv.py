@@ -86,8 +86,11 @@ def main():
         import cupy
         xp = cupy
         sync = cupy.cuda.Device().synchronize
-    print("knet_st conv4/pool benchmark: %s, %d thread(s), best of %d, %s%s"
+    from knet_st.runtime import onednn
+    on = not ARGS.gpu and onednn.enabled(np.zeros(1, dtype))
+    print("knet_st conv4/pool benchmark: %s, %d thread(s), best of %d, %s%s%s"
           % (ARGS.dtype, ARGS.threads, ARGS.reps, "cupy" if ARGS.gpu else "numpy " + np.__version__,
+             ", oneDNN " + onednn.version() if on else "",
              "" if torch is None else ", torch " + torch.__version__))
     header = "%-36s %12s %12s %8s" % ("case (forward + dw + dx)", "knet_st ms", "torch ms", "ratio")
     print(header)

@@ -172,7 +172,8 @@ def machine():
 def header(args, versions, load):
     """The run's conditions, one line each: machine, threads, data, environment, versions, mode."""
     inherited = {k: v for k, v in sorted(os.environ.items())
-                 if k.startswith(("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_")) and k not in thread_env(1)}
+                 if k.startswith(("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_", "KNET_ST_ONEDNN"))
+                 and k not in thread_env(1)}
     threads = thread_env(args.threads)
     lines = [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",

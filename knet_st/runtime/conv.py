@@ -42,6 +42,19 @@ im2col reads: an input stored that way needs no copy before im2col, and
 forward pass leaves its im2col matrix in :mod:`knet_st.runtime.colcache`,
 where ``conv4_dw`` takes it back if the input array is unchanged.
 
+oneDNN
+------
+With the optional extra ``knet_st[onednn]`` installed, float32 NumPy arrays
+go to oneDNN instead (:mod:`knet_st.runtime.onednn`, the library PyTorch
+uses on the CPU): the forward pass, the filter gradient, and the input
+gradient where the input has at least ``ONEDNN_DX_MIN_CHANNELS`` channels
+(below that the NumPy path is faster); and ``pool`` / ``pool_dx`` on float32
+arrays stored channels-last (NHWC), which is how oneDNN's results are stored
+(instead of CHWN).  Max pooling's gradient picks the same element of a tied
+window in both paths (the first in row-major order).  ``KNET_ST_ONEDNN=off``
+turns it off; float64, CuPy and any case oneDNN refuses take the NumPy path,
+which is the reference the tests compare oneDNN with.
+
 On CuPy arrays the same im2col code runs on the GPU (CuPy provides
 ``cupy.lib.stride_tricks.as_strided``).  That path is simple and correct by
 construction but is NOT tested on this project's CI machines (no GPU); it is
@@ -61,7 +74,7 @@ For ``y = pool(x, ...)``::
 
 import numpy as np
 
-from . import colcache, layout
+from . import colcache, layout, onednn
 from .backend import get_array_module
 
 __all__ = ["conv4", "conv4_dw", "conv4_dx", "pool", "pool_dx", "conv_out_shape",
@@ -177,6 +190,12 @@ def _im2col(xp, xT, KH, KW, OH, OW, sh, sw):
     return xp.ascontiguousarray(v).reshape(C * KH * KW, OH * OW * N)
 
 
+# oneDNN's input gradient is several times slower than the NumPy path for
+# inputs with very few channels (4x on LeNet's 1-channel images), as fast or
+# faster from about 8 channels on (measured: 16, 20, 32)
+ONEDNN_DX_MIN_CHANNELS = 8
+
+
 def _kernel(w, mode):
     """The filter as used by cross-correlation: flipped for mode 0."""
     _check_mode(mode)
@@ -211,6 +230,10 @@ def conv4(w, x, padding=0, stride=1, mode=0):
     O, C, KH, KW, N, H, W, ph, pw, sh, sw, OH, OW = _conv_geometry(
         w.shape, x.shape, padding, stride)
     wk = _kernel(w, mode)
+    if onednn.enabled(w, x):
+        y = onednn.conv_fwd(np.ascontiguousarray(wk), x, (N, O, OH, OW), (ph, pw, sh, sw))
+        if y is not None:                       # else a case oneDNN does not implement
+            return y
     xT = _padded_chwn(xp, x, ph, pw)
     cols = _im2col(xp, xT, KH, KW, OH, OW, sh, sw)
     if not xp.may_share_memory(cols, xT):       # a view (1x1 filters) costs nothing to rebuild
@@ -256,6 +279,10 @@ def conv4_dw(dy, w, x, padding=0, stride=1, mode=0):
     if tuple(dy.shape) != (N, O, OH, OW):
         raise ValueError("conv4_dw: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, O, OH, OW)))
+    dw = onednn.conv_bwd_weights(dy, x, w.shape, (ph, pw, sh, sw)) \
+        if onednn.enabled(dy, w, x) else None
+    if dw is not None:
+        return np.ascontiguousarray(dw[:, :, ::-1, ::-1]) if mode == 0 else dw
     cols = _columns(xp, x, KH, KW, OH, OW, ph, pw, sh, sw)
     dy2 = _chwn_of(xp, dy).reshape(O, OH * OW * N)
     # cols @ dy2.T then transposed: OpenBLAS is ~15% faster on this operand
@@ -291,6 +318,11 @@ def conv4_dx(dy, w, x, padding=0, stride=1, mode=0):
     if tuple(dy.shape) != (N, O, OH, OW):
         raise ValueError("conv4_dx: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, O, OH, OW)))
+    if C >= ONEDNN_DX_MIN_CHANNELS and onednn.enabled(dy, w, x):
+        dx = onednn.conv_bwd_data(dy, np.ascontiguousarray(_kernel(w, mode)), x.shape,
+                                  (ph, pw, sh, sw))
+        if dx is not None:
+            return dx
     wk = xp.ascontiguousarray(_kernel(w, mode)).reshape(O, C * KH * KW)
     dy2 = _chwn_of(xp, dy).reshape(O, OH * OW * N)
     dcols = (wk.T @ dy2).reshape(C, KH, KW, OH, OW, N)
@@ -353,7 +385,7 @@ def _padded(xp, x, ph, pw, fill):
     if ph == 0 and pw == 0:
         return x
     N, C, H, W = x.shape
-    out = layout.full(xp, (N, C, H + 2 * ph, W + 2 * pw), fill, x.dtype, layout.is_chwn(x))
+    out = layout.full(xp, (N, C, H + 2 * ph, W + 2 * pw), fill, x.dtype, layout.order(x))
     out[:, :, ph:ph + H, pw:pw + W] = x
     return out
 
@@ -383,6 +415,15 @@ def _lowest(dtype):
 def _float_dtype(*dtypes):
     dt = np.result_type(*dtypes)
     return dt if dt.kind in "fc" else np.dtype(np.float64)
+
+
+def _onednn_pool(x, g, m, dy=None):
+    """pool(x) (or, given ``dy``, its gradient) by oneDNN for float32 x stored
+    NHWC, as oneDNN's convolutions leave it; None where it does not apply."""
+    if not (layout.has_order(x, "nhwc") and onednn.enabled(x, *(() if dy is None else (dy,)))):
+        return None
+    og = (g[4], g[5], g[6], g[7], g[8], g[9], m)       # kh, kw, ph, pw, sh, sw, mode
+    return onednn.pool(x, og) if dy is None else onednn.pool_dx(dy, x, og)
 
 
 def pool(x, window=2, padding=0, stride=None, mode="max"):
@@ -417,9 +458,12 @@ def pool(x, window=2, padding=0, stride=None, mode="max"):
     m = _pool_mode(mode)
     g = _pool_geometry(x.shape, window, padding, stride)
     N, C, H, W, kh, kw, ph, pw, sh, sw, OH, OW = g
+    y = _onednn_pool(x, g, m)
+    if y is not None:
+        return y
     if m == "max":
         a = _padded(xp, x, ph, pw, _lowest(x.dtype))
-        y = layout.empty(xp, (N, C, OH, OW), x.dtype, layout.is_chwn(x))
+        y = layout.empty(xp, (N, C, OH, OW), x.dtype, layout.order(x))
         xp.copyto(y, _offset(a, 0, 0, g))
         for t in range(1, kh * kw):
             i, j = divmod(t, kw)
@@ -437,14 +481,15 @@ def pool(x, window=2, padding=0, stride=None, mode="max"):
     return y
 
 
-def _in_order(xp, a, chwn):
-    """``a`` stored CHWN if ``chwn`` else C-contiguous: itself if it already is, else a copy.
+def _in_order(xp, a, order):
+    """``a`` stored in memory order ``order`` (a name of :data:`layout.ORDERS`;
+    None = NCHW): itself if it already is, else a copy.
 
     Mixing memory orders makes every elementwise pass a strided gather,
     several times slower than one copy."""
-    if (layout.is_chwn(a) if chwn else a.flags.c_contiguous):
+    if layout.has_order(a, order or "nchw"):
         return a
-    out = layout.empty(xp, a.shape, a.dtype, chwn)
+    out = layout.empty(xp, a.shape, a.dtype, order)
     xp.copyto(out, a)
     return out
 
@@ -480,11 +525,14 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
     if tuple(dy.shape) != (N, C, OH, OW):
         raise ValueError("pool_dx: dy has shape %s, expected %s"
                          % (tuple(dy.shape), (N, C, OH, OW)))
+    dx = _onednn_pool(x, g, m, dy)
+    if dx is not None:
+        return dx
     dtype = _float_dtype(dy.dtype, x.dtype)
-    chwn = layout.is_chwn(x)
-    dy = _in_order(xp, dy, chwn)
+    order = layout.order(x)      # the memory order of x, kept by every buffer below
+    dy = _in_order(xp, dy, order)
     if y is not None:
-        y = _in_order(xp, y, chwn)
+        y = _in_order(xp, y, order)
     overlap = sh < kh or sw < kw
     tiled = (ph == 0 and pw == 0 and sh == kh and sw == kw
              and OH * kh == H and OW * kw == W)
@@ -492,8 +540,9 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
     # pass streams through both); every element is written exactly once
     # when the windows tile x exactly, else start from zeros
     shape = (N, C, H + 2 * ph, W + 2 * pw)
-    dxp = layout.empty(xp, shape, dtype, chwn) if tiled else layout.full(xp, shape, 0, dtype, chwn)
-    tmp = layout.empty(xp, (N, C, OH, OW), dtype, chwn) if overlap else None
+    dxp = (layout.empty(xp, shape, dtype, order) if tiled
+           else layout.full(xp, shape, 0, dtype, order))
+    tmp = layout.empty(xp, (N, C, OH, OW), dtype, order) if overlap else None
 
     def put(i, j, value_fn):
         dst = _offset(dxp, i, j, g)
@@ -507,8 +556,8 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
         if y is None:
             y = pool(x, window, padding, stride, mode)
         a = _padded(xp, x, ph, pw, _lowest(x.dtype))
-        hit = layout.empty(xp, (N, C, OH, OW), bool, chwn)
-        todo = layout.empty(xp, (N, C, OH, OW), bool, chwn)   # windows not yet routed
+        hit = layout.empty(xp, (N, C, OH, OW), bool, order)
+        todo = layout.empty(xp, (N, C, OH, OW), bool, order)   # windows not yet routed
         for t in range(kh * kw):
             i, j = divmod(t, kw)
             xp.equal(_offset(a, i, j, g), y, out=hit)
@@ -530,6 +579,6 @@ def pool_dx(dy, y, x, window=2, padding=0, stride=None, mode="max"):
             put(i, j, lambda out: xp.copyto(out, share))
     if ph or pw:
         inner = dxp[:, :, ph:ph + H, pw:pw + W]
-        dxp = layout.empty(xp, inner.shape, dtype, chwn)
+        dxp = layout.empty(xp, inner.shape, dtype, order)
         xp.copyto(dxp, inner)
     return dxp
