@@ -174,3 +174,38 @@ def test_adjoints_read_the_length_the_list_had(fn):
     # hs + hs, hs * 2, np.stack(hs): the adjoint splits by len(hs) as it was
     # then (a copy is kept when the list grows or shrinks later)
     check_grad(fn, (np.random.default_rng(5).standard_normal(3),))
+
+
+def comprehension_rebound_by_concat(w, xs):
+    hs = [x * w for x in xs]
+    hs = hs + []                    # normalized to t = hs + []; hs = t
+    return sum(np.sum(h) for h in hs)
+
+
+def rebound_by_concat_then_changed(w, xs):
+    hs = [w]
+    for x in xs:
+        hs = hs + [x * hs[-1]]
+        hs.append(np.tanh(hs[-1]))
+        hs[0] = hs[0] * 2
+    return np.sum(np.stack(hs) ** 2)
+
+
+def rebound_by_repeat_then_shrunk(w, xs):
+    hs = [w]
+    for x in xs:
+        hs = hs * 2
+        hs.append(np.tanh(x * hs[-1]))
+        del hs[0]
+    return np.sum(np.stack(hs) ** 2)
+
+
+@pytest.mark.parametrize("fn", [comprehension_rebound_by_concat,
+                                rebound_by_concat_then_changed,
+                                rebound_by_repeat_then_shrunk])
+def test_a_list_rebound_to_its_own_concatenation(fn):
+    # was refused as "'hs' is modified and is also named 't3'" (a name the
+    # user never wrote): the new list is bound to a temporary first
+    rng = np.random.default_rng(11)
+    check_grad(fn, (rng.standard_normal(3), [rng.standard_normal(3) for _ in range(2)]),
+               wrt=(0, 1))

@@ -52,13 +52,28 @@ def check_aliasing(ctx, func, params, active, bindings, arrays, effects):
         raise ctx.error(f"cannot differentiate: the list or dict {var!r} is modified "
                         f"and {why}; keep one name for it", node)
 
+    def fresh(value):
+        # list(), dict(), copies list(xs), tuple(xs), a + b, [x] * n: new ones
+        return isinstance(value, ast.Call) and not value.keywords and (
+            fact(value, "target").obj in (list, dict, tuple) and len(value.args) <= 1
+            or fact(value, "target").name in ("seq_concat", "seq_repeat"))
+
+    # ``hs = hs + ys`` is normalized to ``t = hs + ys; hs = t``: a name bound
+    # once to a new list and read once, by ``hs = t``, is that new list
+    uses = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name):
+            uses.setdefault(node.id, []).append(node)
+    fresh_names = {a.targets[0].id for a in ast.walk(func)
+                   if isinstance(a, ast.Assign) and isinstance(a.targets[0], ast.Name)
+                   and fresh(a.value) and a.targets[0].id not in mutated
+                   and len(uses.get(a.targets[0].id, ())) == 2}
+
     for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
         if isinstance(stmt, ast.Assign):
             target, value = stmt.targets[0], stmt.value
-            # list(), dict(), copies list(xs), tuple(xs), a + b, [x] * n: new ones
-            fresh_call = isinstance(value, ast.Call) and not value.keywords and (
-                fact(value, "target").obj in (list, dict, tuple) and len(value.args) <= 1
-                or fact(value, "target").name in ("seq_concat", "seq_repeat"))
+            fresh_call = fresh(value) or isinstance(value, ast.Name) and \
+                value.id in fresh_names
             if isinstance(target, ast.Name) and target.id in mutated and not fresh_call:
                 if isinstance(value, ast.Name):
                     refuse(target.id, stmt, f"is also named {value.id!r}")
