@@ -112,3 +112,31 @@ def test_calling_other_inner_functions_and_nonlocal_counters(monkeypatch, mode):
     monkeypatch.setattr(api, "_MODE", mode)
     check_grad(sibling, (rnd(3), rnd(3)), wrt=(0, 1))
     check_grad(counted, (rnd(3), rnd(3)), wrt=(0, 1))
+
+
+def reads_a_list_grown_later(w, x):
+    hs = [w]
+
+    def f(v):
+        return np.sum(v * hs[-1])
+    g1 = kt.grad(f)(x)
+    hs.append(w * 2.0)
+    g2 = kt.grad(f)(x)
+    return np.sum(g1 * g2) + np.sum(g1 * hs[-1])
+
+
+def reads_a_dict_changed_later(w, x):
+    d = {"a": w}
+
+    def f(v):
+        return np.sum(np.tanh(v * d["a"]))
+    g1 = kt.grad(f)(x)
+    d["a"] = w * 2.0
+    return np.sum(g1 * kt.grad(f)(x))
+
+
+@pytest.mark.parametrize("fn", [reads_a_list_grown_later, reads_a_dict_changed_later])
+def test_the_gradient_of_an_inner_function_reading_a_list_changed_later(fn):
+    # the gradient's adjoint ran f again on the list as it was at the end
+    # (grown): the first call's second-order part went to the later element
+    check_grad(fn, (rnd(3), rnd(3)), wrt=(0, 1))

@@ -209,3 +209,43 @@ def test_a_list_rebound_to_its_own_concatenation(fn):
     rng = np.random.default_rng(11)
     check_grad(fn, (rng.standard_normal(3), [rng.standard_normal(3) for _ in range(2)]),
                wrt=(0, 1))
+
+
+def _last(v, hs):
+    return v * hs[-1]
+
+
+def helper_reads_last_then_caller_grows(w, x):
+    hs = [w]
+    g1 = _last(x, hs)
+    hs.append(w * 2.0)
+    g2 = _last(x, hs)
+    return np.sum(g1 * g2)
+
+
+def inner_reads_last_then_caller_grows(w, x):
+    hs = [w]
+
+    def f(v):
+        return v * hs[-1]
+    g1 = f(x)
+    hs.append(np.sin(w))
+    g2 = f(x)
+    return np.sum(g1 * g2)
+
+
+def helper_reads_last_then_caller_shrinks(w, x):
+    hs = [x, w]
+    g1 = _last(x, hs)
+    del hs[1]
+    return np.sum(g1 * _last(w, hs))
+
+
+@pytest.mark.parametrize("fn", [helper_reads_last_then_caller_grows,
+                                inner_reads_last_then_caller_grows,
+                                helper_reads_last_then_caller_shrinks])
+def test_a_helper_reads_by_negative_index_a_list_the_caller_changes_later(fn):
+    # the helper's hs[-1] was resolved in the backward pass against the list's
+    # final length: the gradient went to the element appended after the call
+    rng = np.random.default_rng(12)
+    check_grad(fn, (rng.standard_normal(3), rng.standard_normal(3)), wrt=(0, 1))

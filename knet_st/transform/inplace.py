@@ -381,8 +381,11 @@ def snapshot_reads(ctx, func, effects, active, calls, arrays=frozenset(),
         value = getattr(stmt, "value", None)
         user = isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
             fact(value, "target").kind in ("user", "local")
-        # a user function's adjoint may read the structure of any list it gets
-        structure = reads if user else _container_arguments(stmt)
+        # a user function's adjoint may read the structure of any list it gets;
+        # a gradient's (kt.grad(f)(x, hs)) runs f again on the arguments it got
+        gradient = isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
+            fact(value, "target").kind == "gradient"
+        structure = reads if user or gradient else _container_arguments(stmt)
         wanted = sorted(v for v in reads if changes_later(v, stmt, v in structure))
         if user:
             if wanted:

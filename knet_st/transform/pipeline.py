@@ -148,7 +148,11 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)
-    reverse = Reverse(ctx, bindings_of(tree, params), active, wrt, mixed,
+    bindings = bindings_of(tree, params)
+    # a list the caller grows or shrinks after the call: its negative or
+    # computed indices are fixed in the forward pass, as for lists grown here
+    bindings.may_grow |= set(volatile) & set(params)
+    reverse = Reverse(ctx, bindings, active, wrt, mixed,
                       sparse_adjoints(tree), is_top, calls)
     reversed_ = reverse.run(tree)                                           # reverse
     fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx)   # assemble
