@@ -140,3 +140,24 @@ def test_the_gradient_of_an_inner_function_reading_a_list_changed_later(fn):
     # the gradient's adjoint ran f again on the list as it was at the end
     # (grown): the first call's second-order part went to the later element
     check_grad(fn, (rnd(3), rnd(3)), wrt=(0, 1))
+
+
+def gradient_loops_over_a_list(w, xs):
+    def f(vs, u):
+        s = 0.0
+        for v in vs:
+            s = s + np.sum(np.tanh(v * u))
+        return s
+    gvs, gu = kt.grad(f, wrt=(0, 1))(xs, w)
+    return np.sum(np.stack(gvs) ** 2) + np.sum(gu ** 2)
+
+
+def gradient_sums_a_list(w, xs):
+    def f(u):
+        return sum(np.sum(np.tanh(v * u)) for v in xs)
+    return np.sum(kt.grad(f)(w) ** 2)
+
+
+@pytest.mark.parametrize("fn", [gradient_loops_over_a_list, gradient_sums_a_list])
+def test_the_gradient_of_an_inner_function_looping_over_a_list(fn):
+    check_grad(fn, (rnd(3), [rnd(3), rnd(3)]), wrt=(0, 1))

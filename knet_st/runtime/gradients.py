@@ -678,6 +678,14 @@ def element(xs, k):
     return xs[k]
 
 
+def element_tangent(dxs, xs, k):
+    """Tangent of :func:`element`: the tangent of the element at ``k`` (a
+    dict's key has none)."""
+    if isinstance(xs, dict) or dxs is None:
+        return None
+    return dxs[k]
+
+
 def element_grad(xs, k, g):
     """Adjoint of :func:`element` into the container adjoint of ``xs``."""
     if isinstance(xs, dict) or g is None:

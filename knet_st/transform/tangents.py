@@ -30,8 +30,8 @@ import numpy as np
 
 from ..runtime import nn as _nn
 from ..runtime.gradients import (
-    IndexGrad, add, append_grad, array_grad, as_container, extremum_grad, split_grad,
-    vstack_grad, dense, getitem_grad, item, materialize,
+    IndexGrad, add, append_grad, array_grad, as_container, builtin_sum_grad, element,
+    element_grad, element_tangent, extremum_grad, split_grad, vstack_grad, dense, getitem_grad, item, materialize,
     matmul_grad_a, matmul_grad_b, mean_grad, present, seq, setitem_grad, snapshot, sum_grad,
     transpose_grad, unbroadcast, zeros_like_tree)
 from ..runtime.nn import relu_dx, sigm_dx, softmax_dx, tanh_dx
@@ -86,6 +86,8 @@ def zero_tangent(x):
         return IndexGrad(x.like)
     if isinstance(x, dict):
         return {k: zero_tangent(v) for k, v in x.items()}
+    if isinstance(x, range):                # a loop's positions (kept by a gradient)
+        return [None] * len(x)
     if isinstance(x, (list, tuple)):
         return type(x)([zero_tangent(v) for v in x]) if type(x) in (list, tuple) else \
             tuple(zero_tangent(v) for v in x)
@@ -374,6 +376,21 @@ def nll_scale(g, labels, average):
 @tangent(getitem_grad)
 def getitem_grad_(r, g, x, index, v, *, dg, dv):
     dr = getitem_grad(dg, x, index, dv)
+
+
+@tangent(builtin_sum_grad)
+def builtin_sum_grad_(r, g, xs, *, dg):
+    dr = builtin_sum_grad(dg, xs)
+
+
+@tangent(element)
+def element_(r, xs, k, *, dxs):
+    dr = element_tangent(dxs, xs, k)
+
+
+@tangent(element_grad)
+def element_grad_(r, xs, k, g, *, dg):
+    dr = element_grad(xs, k, dg)
 
 
 @tangent(setitem_grad)
