@@ -161,3 +161,35 @@ def gradient_sums_a_list(w, xs):
 @pytest.mark.parametrize("fn", [gradient_loops_over_a_list, gradient_sums_a_list])
 def test_the_gradient_of_an_inner_function_looping_over_a_list(fn):
     check_grad(fn, (rnd(3), [rnd(3), rnd(3)]), wrt=(0, 1))
+
+
+def gradient_inside_another_inner_function(w, x):
+    def f(v):
+        return np.sum(np.sin(v * w) * v)
+
+    def gf(v):                      # reads w only through f
+        return kt.grad(f)(v)
+    return np.sum(gf(x) * w)
+
+
+def test_an_inner_function_taking_the_gradient_of_another_gets_its_variables():
+    # was refused as "name 'w' is not defined": gf's enclosing variables did
+    # not include those of the function it names in kt.grad(f)
+    check_grad(gradient_inside_another_inner_function, (rnd(3), rnd(3)), wrt=(0, 1))
+
+
+def gradient_of_a_gradient_inside(w, x):
+    def f(v):
+        return np.sin(v * w) * v
+
+    def gf(v):
+        return kt.grad(f)(v)
+    return kt.grad(gf)(x)
+
+
+def test_the_gradient_of_an_inner_function_that_takes_a_gradient_is_refused_plainly():
+    # was "name 'w' is not defined", then "forward mode cannot call a function
+    # with *args or **kwargs"
+    with pytest.raises(kt.TransformError, match="a second time") as info:
+        kt.grad(gradient_of_a_gradient_inside)(1.3, 0.7)
+    assert "test_grad_inner.py" in str(info.value)
