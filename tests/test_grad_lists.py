@@ -249,3 +249,51 @@ def test_a_helper_reads_by_negative_index_a_list_the_caller_changes_later(fn):
     # final length: the gradient went to the element appended after the call
     rng = np.random.default_rng(12)
     check_grad(fn, (rng.standard_normal(3), rng.standard_normal(3)), wrt=(0, 1))
+
+
+def while_the_list_is_not_empty(w, xs):
+    hs = [x * w for x in xs]
+    total = 0.0
+    while hs:
+        total = total + np.sum(hs[-1] * (total + 1.0))
+        del hs[-1]
+    return total
+
+
+def while_with_and(w, xs):
+    hs = [x * w for x in xs]
+    s = 0.0
+    while (hs or s > 5) and len(hs) < 10:
+        s = s + np.sum(hs[0] * w)
+        del hs[0]
+    return s
+
+
+def if_the_list_then_it_grows(w, xs):
+    hs = [x * w for x in xs]
+    total = 0.0
+    if hs:
+        total = np.sum(hs[0])
+    hs.append(w)
+    return total + np.sum(hs[-1])
+
+
+def if_the_list_and_then_it_grows(w, xs):
+    hs = [x * w for x in xs]
+    total = 0.0
+    if hs and total < 1:
+        total = np.sum(hs[0])
+    hs.append(w)
+    return total + np.sum(hs[-1])
+
+
+@pytest.mark.parametrize("fn", [while_the_list_is_not_empty, while_with_and,
+                                if_the_list_then_it_grows, if_the_list_and_then_it_grows])
+@pytest.mark.parametrize("n", [0, 3])
+def test_a_list_as_the_test_of_while_or_if(fn, n):
+    # 'while hs:' was refused naming 'going' (the flag bound to the list
+    # itself); 'if hs:' on an empty list that grows afterwards crashed with
+    # IndexError (the backward pass tested the grown list again)
+    rng = np.random.default_rng(13)
+    xs = [rng.standard_normal(3) for _ in range(n)]
+    check_grad(fn, (rng.standard_normal(3), xs), wrt=(0, 1) if n else 0)
