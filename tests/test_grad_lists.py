@@ -297,3 +297,66 @@ def test_a_list_as_the_test_of_while_or_if(fn, n):
     rng = np.random.default_rng(13)
     xs = [rng.standard_normal(3) for _ in range(n)]
     check_grad(fn, (rng.standard_normal(3), xs), wrt=(0, 1) if n else 0)
+
+
+def numpy_dot_of_a_list(w, x):
+    hs = [w, x]
+    return np.sum(np.dot(hs, w) ** 2)
+
+
+def numpy_norm_of_a_list(w, x):
+    hs = [w, x]
+    return np.linalg.norm(hs) + np.sum(np.square(hs) * x)
+
+
+def numpy_mean_then_grow(w, x):
+    hs = [w, x]
+    m = np.mean(hs, axis=0)
+    hs.append(w * 3.0)
+    return np.sum(m ** 2) + np.sum(hs[-1])
+
+
+def numpy_mean_in_a_growing_loop(w, x):
+    hs = [w]
+    for _ in range(3):
+        s = np.mean(hs)
+        hs.append(hs[-1] * s + x)
+    return np.sum(hs[-1])
+
+
+def numpy_where_then_grow(w, x):
+    hs = [w, x]
+    t = np.where(np.array([True, False, True]), hs, 0.0)
+    hs.append(x)
+    return np.sum(t ** 2) + np.sum(hs[-1])
+
+
+def asarray_then_shrink(w, x):
+    hs = [w, x, w * x]
+    a = np.asarray(hs)
+    del hs[0]
+    return np.sum(a ** 2) + np.sum(hs[0])
+
+
+@pytest.mark.parametrize("fn", [numpy_dot_of_a_list, numpy_norm_of_a_list,
+                                numpy_mean_then_grow, numpy_mean_in_a_growing_loop,
+                                numpy_where_then_grow, asarray_then_shrink])
+def test_a_list_given_to_a_numpy_function_that_takes_an_array(fn):
+    # the rules, written for arrays, got the list: np.dot's and np.square's
+    # crashed (list.ndim, 2 * hs repeating the list), np.linalg.norm's gave a
+    # wrong gradient, and those reading the list's shape read it grown
+    # (np.mean in a loop: a wrong gradient; np.asarray: an IndexError)
+    rng = np.random.default_rng(14)
+    check_grad(fn, (rng.standard_normal(3), rng.standard_normal(3)), wrt=(0, 1))
+    check_grad(fn, (rng.standard_normal(3).astype(np.float32),
+                    rng.standard_normal(3).astype(np.float32)), wrt=(0, 1),
+               rtol=2e-2, atol=1e-3)
+
+
+def numpy_function_of_a_list_with_a_float(w, x):
+    hs = [w, 2.0 * w, x]
+    return np.sum(np.tanh(hs) ** 2) + np.sum(np.maximum(hs, 0.5))
+
+
+def test_a_list_of_floats_given_to_a_numpy_function():
+    check_grad(numpy_function_of_a_list_with_a_float, (0.3, -1.2), wrt=(0, 1))
