@@ -329,3 +329,24 @@ def test_hvp_through_loops_over_a_list_and_builtin_sum(fn, wrt):
     expected = _hvp_by_differences(fn, (w, xs), wrt, v)
     for a, b in zip(hv if wrt == 1 else [hv], expected if wrt == 1 else [expected]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def square_of_a_list(w, x):
+    hs = [w, x]
+    t = hs[0] + np.square(hs)
+    return np.sum(t) + np.sum(2 * np.array([w]) * x)
+
+
+def mean_of_a_list(w, x):
+    hs = [w, x * w]
+    return np.sum(np.mean(hs, axis=0) ** 2) + np.sum(np.tanh(np.asarray(hs)))
+
+
+@pytest.mark.parametrize("fn", [square_of_a_list, mean_of_a_list])
+def test_hvp_through_numpy_functions_of_lists(fn):
+    # np.array(hs)'s tangent was the list of tangents itself: 2 * (that list)
+    # repeated it (a broadcast error); astype_grad had no tangent rule
+    rng = np.random.default_rng(22)
+    w, x, v = (rng.standard_normal(3) for _ in range(3))
+    expected = _hvp_by_differences(fn, (w, x), 0, v)
+    np.testing.assert_allclose(kt.hvp(fn)(w, x, v), expected, rtol=1e-5, atol=1e-8)
