@@ -360,3 +360,33 @@ def numpy_function_of_a_list_with_a_float(w, x):
 
 def test_a_list_of_floats_given_to_a_numpy_function():
     check_grad(numpy_function_of_a_list_with_a_float, (0.3, -1.2), wrt=(0, 1))
+
+
+def _squares(hs, x):
+    return np.sum(np.square(hs) * x)
+
+
+def square_of_a_one_element_list_in_a_helper(w, x):
+    return _squares([w], x)
+
+
+def square_of_a_list_parameter(hs, x):
+    return np.sum(np.square(hs) * x)
+
+
+def dot_and_norm_of_a_list_parameter(hs, x):
+    return np.sum(np.dot(hs, x) ** 2) + np.linalg.norm(hs) * np.sum(x)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (square_of_a_one_element_list_in_a_helper, lambda r: (r(3), r(3))),
+    (square_of_a_list_parameter, lambda r: ([r(3)], r(3))),
+    (square_of_a_list_parameter, lambda r: ([r(3), r(3)], r(3))),
+    (square_of_a_list_parameter, lambda r: ([0.5, 1.5], 2.0)),
+    (dot_and_norm_of_a_list_parameter, lambda r: ([r(3), r(3)], r(3)))])
+def test_a_list_parameter_given_to_a_numpy_function(fn, args):
+    # np.square's adjoint computed 2 * x * dy: 2 * [w] repeated the list (a
+    # wrong gradient for one element, a broadcast error for more); np.dot's
+    # and np.linalg.norm's adjoints crashed on a list
+    rng = np.random.default_rng(15)
+    check_grad(fn, args(lambda *s: rng.standard_normal(s)), wrt=(0, 1))
