@@ -661,7 +661,9 @@ def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):
     """Adjoint of ``np.linalg.norm(x, ord, axis)``, every ``ord`` and ``axis``
     (see :func:`knet_st.runtime.linalg_grads.norm_grad`)."""
     from .linalg_grads import norm_grad
-    return norm_grad(g, y, np.asarray(x), ord, axis, keepdims)      # x may be a list
+    if isinstance(x, (list, tuple)):                # as NumPy takes it
+        x = np.asarray(x)
+    return norm_grad(g, y, x, ord, axis, keepdims)
 
 
 def positions(xs):
