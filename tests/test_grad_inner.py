@@ -112,3 +112,84 @@ def test_calling_other_inner_functions_and_nonlocal_counters(monkeypatch, mode):
     monkeypatch.setattr(api, "_MODE", mode)
     check_grad(sibling, (rnd(3), rnd(3)), wrt=(0, 1))
     check_grad(counted, (rnd(3), rnd(3)), wrt=(0, 1))
+
+
+def reads_a_list_grown_later(w, x):
+    hs = [w]
+
+    def f(v):
+        return np.sum(v * hs[-1])
+    g1 = kt.grad(f)(x)
+    hs.append(w * 2.0)
+    g2 = kt.grad(f)(x)
+    return np.sum(g1 * g2) + np.sum(g1 * hs[-1])
+
+
+def reads_a_dict_changed_later(w, x):
+    d = {"a": w}
+
+    def f(v):
+        return np.sum(np.tanh(v * d["a"]))
+    g1 = kt.grad(f)(x)
+    d["a"] = w * 2.0
+    return np.sum(g1 * kt.grad(f)(x))
+
+
+@pytest.mark.parametrize("fn", [reads_a_list_grown_later, reads_a_dict_changed_later])
+def test_the_gradient_of_an_inner_function_reading_a_list_changed_later(fn):
+    # the gradient's adjoint ran f again on the list as it was at the end
+    # (grown): the first call's second-order part went to the later element
+    check_grad(fn, (rnd(3), rnd(3)), wrt=(0, 1))
+
+
+def gradient_loops_over_a_list(w, xs):
+    def f(vs, u):
+        s = 0.0
+        for v in vs:
+            s = s + np.sum(np.tanh(v * u))
+        return s
+    gvs, gu = kt.grad(f, wrt=(0, 1))(xs, w)
+    return np.sum(np.stack(gvs) ** 2) + np.sum(gu ** 2)
+
+
+def gradient_sums_a_list(w, xs):
+    def f(u):
+        return sum(np.sum(np.tanh(v * u)) for v in xs)
+    return np.sum(kt.grad(f)(w) ** 2)
+
+
+@pytest.mark.parametrize("fn", [gradient_loops_over_a_list, gradient_sums_a_list])
+def test_the_gradient_of_an_inner_function_looping_over_a_list(fn):
+    check_grad(fn, (rnd(3), [rnd(3), rnd(3)]), wrt=(0, 1))
+
+
+def gradient_inside_another_inner_function(w, x):
+    def f(v):
+        return np.sum(np.sin(v * w) * v)
+
+    def gf(v):                      # reads w only through f
+        return kt.grad(f)(v)
+    return np.sum(gf(x) * w)
+
+
+def test_an_inner_function_taking_the_gradient_of_another_gets_its_variables():
+    # was refused as "name 'w' is not defined": gf's enclosing variables did
+    # not include those of the function it names in kt.grad(f)
+    check_grad(gradient_inside_another_inner_function, (rnd(3), rnd(3)), wrt=(0, 1))
+
+
+def gradient_of_a_gradient_inside(w, x):
+    def f(v):
+        return np.sin(v * w) * v
+
+    def gf(v):
+        return kt.grad(f)(v)
+    return kt.grad(gf)(x)
+
+
+def test_the_gradient_of_an_inner_function_that_takes_a_gradient_is_refused_plainly():
+    # was "name 'w' is not defined", then "forward mode cannot call a function
+    # with *args or **kwargs"
+    with pytest.raises(kt.TransformError, match="a second time") as info:
+        kt.grad(gradient_of_a_gradient_inside)(1.3, 0.7)
+    assert "test_grad_inner.py" in str(info.value)

@@ -291,3 +291,62 @@ def test_gradient_of_two_arguments_inside_a_loss():
     check_grad(gradients_of_two_arguments_inside,
                (R.standard_normal((2, 3)), R.standard_normal(3)), wrt=(0, 1),
                rtol=1e-4, atol=1e-6)
+
+
+def loop_over_list(w, xs):
+    s = 0.0
+    for x in xs:
+        s = s + np.sum(np.sin(x * w))
+    return s
+
+
+def builtin_sum_over_list(w, xs):
+    return np.sum(sum(x * w for x in xs) ** 2)
+
+
+def _hvp_by_differences(fn, args, wrt, v, eps=1e-6):
+    def at(sign):
+        moved = list(args)
+        x = args[wrt]
+        moved[wrt] = [a + sign * eps * u for a, u in zip(x, v)] if isinstance(x, list) \
+            else x + sign * eps * v
+        return kt.grad(fn, wrt=wrt)(*moved)
+    plus, minus = at(1), at(-1)
+    if isinstance(plus, list):
+        return [(a - b) / (2 * eps) for a, b in zip(plus, minus)]
+    return (plus - minus) / (2 * eps)
+
+
+@pytest.mark.parametrize("fn", [loop_over_list, builtin_sum_over_list])
+@pytest.mark.parametrize("wrt", [0, 1])
+def test_hvp_through_loops_over_a_list_and_builtin_sum(fn, wrt):
+    # forward mode had no tangent rule for the gradient's element() (a loop
+    # over a list) nor builtin_sum_grad: refused naming the generated code
+    rng = np.random.default_rng(21)
+    w, xs = rng.standard_normal(3), [rng.standard_normal(3) for _ in range(2)]
+    v = [rng.standard_normal(3) for _ in range(2)] if wrt == 1 else rng.standard_normal(3)
+    hv = kt.hvp(fn, wrt=wrt)(w, xs, v)
+    expected = _hvp_by_differences(fn, (w, xs), wrt, v)
+    for a, b in zip(hv if wrt == 1 else [hv], expected if wrt == 1 else [expected]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def square_of_a_list(w, x):
+    hs = [w, x]
+    t = hs[0] + np.square(hs)
+    return np.sum(t) + np.sum(2 * np.array([w]) * x)
+
+
+def mean_of_a_list(w, x):
+    hs = [w, x * w]
+    return np.sum(np.mean(hs, axis=0) ** 2) + np.sum(np.tanh(np.asarray(hs)))
+
+
+@pytest.mark.parametrize("fn", [square_of_a_list, mean_of_a_list])
+def test_hvp_through_numpy_functions_of_lists(fn):
+    # np.array(hs)'s tangent was the list of tangents itself: 2 * (that list)
+    # repeated it (a broadcast error); astype_grad had no tangent rule
+    rng = np.random.default_rng(22)
+    w, x, v = (rng.standard_normal(3) for _ in range(3))
+    expected = _hvp_by_differences(fn, (w, x), 0, v)
+    np.testing.assert_allclose(kt.hvp(fn)(w, x, v), expected, rtol=1e-5, atol=1e-8)

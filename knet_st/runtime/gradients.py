@@ -661,6 +661,8 @@ def norm_grad(g, y, x, ord=None, axis=None, keepdims=False):
     """Adjoint of ``np.linalg.norm(x, ord, axis)``, every ``ord`` and ``axis``
     (see :func:`knet_st.runtime.linalg_grads.norm_grad`)."""
     from .linalg_grads import norm_grad
+    if isinstance(x, (list, tuple)):                # as NumPy takes it
+        x = np.asarray(x)
     return norm_grad(g, y, x, ord, axis, keepdims)
 
 
@@ -676,6 +678,14 @@ def element(xs, k):
     if isinstance(xs, dict):
         return k
     return xs[k]
+
+
+def element_tangent(dxs, xs, k):
+    """Tangent of :func:`element`: the tangent of the element at ``k`` (a
+    dict's key has none)."""
+    if isinstance(xs, dict) or dxs is None:
+        return None
+    return dxs[k]
 
 
 def element_grad(xs, k, g):

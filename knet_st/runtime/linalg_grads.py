@@ -152,7 +152,9 @@ def dot_subscripts(a, b):
 
 def dot_grad(g, a, b, k):
     """Adjoint of ``np.dot(a, b)`` with respect to operand ``k`` (1 or 2): the
-    matrix product's for vectors and matrices, a contraction otherwise."""
+    matrix product's for vectors and matrices, a contraction otherwise
+    (an operand may be a list, as NumPy takes it)."""
+    a, b = (np.asarray(v) if isinstance(v, (list, tuple)) else v for v in (a, b))
     if np.ndim(a) in (1, 2) and np.ndim(b) in (1, 2):
         return matmul_grad_a(g, a, b) if k == 1 else matmul_grad_b(g, a, b)
     return einsum_grad(g, (dot_subscripts(a, b), a, b), k)

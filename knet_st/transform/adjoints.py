@@ -78,7 +78,7 @@ def dot(dy, y, a, b):
 
 @adjoint(np.square)
 def square(dy, y, x):
-    dx = 2 * x * dy
+    dx = dy * x * 2         # not 2 * x: x may be a list (2 * x repeats it)
 
 
 @adjoint(np.sqrt)

@@ -305,6 +305,10 @@ class TangentWriter:
         target = fact(call, "target")
         if any(isinstance(a, ast.Starred) for a in call.args) or \
                 any(k.arg is None for k in call.keywords):
+            if getattr(target.obj, "__qualname__", "").startswith("gradient_call_pair."):
+                raise self.error("cannot differentiate a gradient taken inside the "
+                                 "function (kt.grad(f)(x)) a second time (a kt.grad, "
+                                 "kt.hvp or kt.jvp of a function that calls kt.grad)", call)
             raise self.error("forward mode cannot call a function with *args or **kwargs",
                              call)
         args = list(call.args)

@@ -381,8 +381,13 @@ def snapshot_reads(ctx, func, effects, active, calls, arrays=frozenset(),
         value = getattr(stmt, "value", None)
         user = isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
             fact(value, "target").kind in ("user", "local")
-        # a user function's adjoint may read the structure of any list it gets
-        structure = reads if user else _container_arguments(stmt)
+        # a user function's adjoint may read the structure of any list it gets;
+        # a gradient's (kt.grad(f)(x, hs)) runs f again on the arguments it got
+        gradient = isinstance(stmt, ast.Assign) and isinstance(value, ast.Call) and \
+            fact(value, "target").kind == "gradient"
+        structure = reads if user or gradient else _container_arguments(stmt)
+        if isinstance(stmt, ast.If):        # the backward pass tests it again
+            structure = reads
         wanted = sorted(v for v in reads if changes_later(v, stmt, v in structure))
         if user:
             if wanted:
@@ -394,6 +399,13 @@ def snapshot_reads(ctx, func, effects, active, calls, arrays=frozenset(),
         renames = {}
         for var in wanted:
             copy_name = ctx.fresh(f"{var}_now")
+            if isinstance(stmt, ast.If) and isinstance(stmt.test, ast.Name):
+                # if hs: ... hs.append(v): only its truth is read again
+                truth = call(ctx.helper("bool"), name(var))
+                set_fact(truth, "target", Target("nondiff", bool, "bool"))
+                out.append(assign(copy_name, truth, like=stmt))
+                renames[var] = copy_name
+                continue
             copy_call = call(ctx.helper("snapshot"), name(var))
             set_fact(copy_call, "target", Target("primitive", rt.snapshot, "snapshot"))
             out.append(assign(copy_name, copy_call, like=stmt))

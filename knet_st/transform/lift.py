@@ -101,8 +101,9 @@ def lift(func, source):
     while changed:
         changed = False
         for name, d in by_name.items():
-            calls = {n.func.id for n in ast.walk(d) if isinstance(n, ast.Call)
-                     and isinstance(n.func, ast.Name) and n.func.id in by_name}
+            # the functions it calls or names (kt.grad(g), map(g, xs), key=g)
+            calls = {n.id for n in ast.walk(d) if isinstance(n, ast.Name)
+                     and isinstance(n.ctx, ast.Load) and n.id in by_name}
             extra = set().union(*(free[c] for c in calls)) - set(free[name]) - _assigned(d) \
                 if calls else set()
             if extra:

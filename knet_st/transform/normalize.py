@@ -36,6 +36,18 @@ def _call(func, *args):
     return node
 
 
+def _truth(test):
+    """A test whose value only decides (``while``, ``if``): names in it, also
+    the operands of ``and``/``or``, as ``bool(name)``, so that a list the code
+    changes in place is not bound to a second name."""
+    if isinstance(test, ast.Name):
+        return ast.copy_location(_call("bool", test), test)
+    if isinstance(test, ast.BoolOp):
+        return ast.copy_location(ast.BoolOp(op=test.op, values=[_truth(v) for v in test.values]),
+                                 test)
+    return test
+
+
 class Normalizer(Expressions):
     """Rewrites statements into one-operation form; see the module doc."""
 
@@ -144,7 +156,7 @@ class Normalizer(Expressions):
         self.assign_name(self.names.fresh("t"), value)
 
     def stmt_If(self, stmt):
-        test = self.atom(stmt.test)
+        test = self.atom(_truth(stmt.test) if isinstance(stmt.test, ast.BoolOp) else stmt.test)
         body = self.block(stmt.body) or [ast.Pass()]
         orelse = self.block(stmt.orelse)
         self.emit(ast.If(test=self.stable(test, body + orelse), body=body, orelse=orelse,
@@ -157,7 +169,8 @@ class Normalizer(Expressions):
                 n.id for s in branches for n in ast.walk(s)
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
             copy_ = self.names.fresh("t")
-            self.emit(_assign(copy_, test))
+            # its truth, not the object: a list changed in place keeps one name
+            self.emit(_assign(copy_, _call("bool", test)))
             return _name(copy_)
         return test
 
@@ -167,10 +180,11 @@ class Normalizer(Expressions):
                                 lineno=self.lineno))
             return
         flag = self.names.fresh("going")
-        head = self.block([_assign(flag, stmt.test, stmt)])
+        test = _truth(stmt.test)            # while hs: its truth, not a second name
+        head = self.block([_assign(flag, test, stmt)])
         self.out += head
         body = self.block(stmt.body)
-        recompute = self.block([_assign(flag, copy.deepcopy(stmt.test), stmt)])
+        recompute = self.block([_assign(flag, copy.deepcopy(test), stmt)])
         self.emit(ast.While(test=_name(flag), body=body + recompute, orelse=[],
                             lineno=self.lineno))
 

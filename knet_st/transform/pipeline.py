@@ -41,8 +41,8 @@ from .normalize import global_names, normalize
 from .operands import lower_ambiguous
 from .optimize import hoist_checks, propagate_copies
 from .parse import parse_function
-from .prepare import (check_aliasing, insert_live_flags, lower_augmented, lower_sequences,
-                      sparse_adjoints)
+from .prepare import (check_aliasing, insert_live_flags, lists_as_arrays, lower_augmented,
+                      lower_sequences, sparse_adjoints)
 from .resolve import resolve_calls
 from .reverse import Reverse
 from .varargs import pack_arguments, regular_parameters
@@ -133,9 +133,10 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     tree = copy.deepcopy(unit.tree)
     params = unit.params
     wrt = [params[i] for i in pattern]
-    lower_sequences(ctx, tree)
+    known_sequences = lower_sequences(ctx, tree)
     effects = function_effects(tree, calls.mutated)                         # effects
     active = analyze(tree.body, wrt, calls.stored)                          # activity
+    active = lists_as_arrays(ctx, tree, known_sequences, active)
     check_guarded(ctx, tree, active, calls.mutated)
     before = bindings_of(tree, params)                                      # prepare
     arrays = written_arrays(tree, active)
@@ -148,7 +149,11 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     active = snapshot_reads(ctx, tree, effects, active, calls, arrays, volatile)
     mixed = insert_live_flags(ctx, tree, params, active, wrt,
                               before.containers | before.may_grow)
-    reverse = Reverse(ctx, bindings_of(tree, params), active, wrt, mixed,
+    bindings = bindings_of(tree, params)
+    # a list the caller grows or shrinks after the call: its negative or
+    # computed indices are fixed in the forward pass, as for lists grown here
+    bindings.may_grow |= set(volatile) & set(params)
+    reverse = Reverse(ctx, bindings, active, wrt, mixed,
                       sparse_adjoints(tree), is_top, calls)
     reversed_ = reverse.run(tree)                                           # reverse
     fwd, bwd = assemble(reversed_, tree.args, fwd_name, bwd_name, ctx)   # assemble

@@ -12,6 +12,8 @@ variables carry gradients, run just before the reverse pass.
 
 import ast
 
+import numpy as np
+
 from .facts import fact, set_fact
 from .resolve import Target
 from .activity import value_active
@@ -52,13 +54,28 @@ def check_aliasing(ctx, func, params, active, bindings, arrays, effects):
         raise ctx.error(f"cannot differentiate: the list or dict {var!r} is modified "
                         f"and {why}; keep one name for it", node)
 
+    def fresh(value):
+        # list(), dict(), copies list(xs), tuple(xs), a + b, [x] * n: new ones
+        return isinstance(value, ast.Call) and not value.keywords and (
+            fact(value, "target").obj in (list, dict, tuple) and len(value.args) <= 1
+            or fact(value, "target").name in ("seq_concat", "seq_repeat"))
+
+    # ``hs = hs + ys`` is normalized to ``t = hs + ys; hs = t``: a name bound
+    # once to a new list and read once, by ``hs = t``, is that new list
+    uses = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name):
+            uses.setdefault(node.id, []).append(node)
+    fresh_names = {a.targets[0].id for a in ast.walk(func)
+                   if isinstance(a, ast.Assign) and isinstance(a.targets[0], ast.Name)
+                   and fresh(a.value) and a.targets[0].id not in mutated
+                   and len(uses.get(a.targets[0].id, ())) == 2}
+
     for stmt in ast.walk(ast.Module(body=func.body, type_ignores=[])):
         if isinstance(stmt, ast.Assign):
             target, value = stmt.targets[0], stmt.value
-            # list(), dict(), copies list(xs), tuple(xs), a + b, [x] * n: new ones
-            fresh_call = isinstance(value, ast.Call) and not value.keywords and (
-                fact(value, "target").obj in (list, dict, tuple) and len(value.args) <= 1
-                or fact(value, "target").name in ("seq_concat", "seq_repeat"))
+            fresh_call = fresh(value) or isinstance(value, ast.Name) and \
+                value.id in fresh_names
             if isinstance(target, ast.Name) and target.id in mutated and not fresh_call:
                 if isinstance(value, ast.Name):
                     refuse(target.id, stmt, f"is also named {value.id!r}")
@@ -153,6 +170,62 @@ def lower_sequences(ctx, func):
         obj = getattr(sequences, helper)
         stmt.value = set_fact(ast.Call(func=ctx.helper(helper, obj), args=args, keywords=[]),
                               "target", Target("primitive", obj, helper))
+    return known
+
+
+def lists_as_arrays(ctx, func, known, active):
+    """A list or tuple (known as one) given to a NumPy function that takes an
+    array (``np.mean(hs, axis=0)``, ``np.dot(hs, w)``, ``np.square(hs)``) is
+    made an array first, by ``np.asarray``, as NumPy does: the function's
+    adjoint rule is written for arrays, and ``np.asarray``'s adjoint splits
+    the array adjoint over the list (kept as it was where the list changes
+    later).  Functions whose rules take lists (``np.stack``) get them as
+    they are."""
+    from .registry import rule_for
+
+    def numpy_function(obj):
+        return isinstance(obj, np.ufunc) or \
+            (getattr(obj, "__module__", None) or "").split(".")[0] == "numpy"
+
+    def one(stmt):
+        value = getattr(stmt, "value", None)
+        if not isinstance(stmt, ast.Assign) or not isinstance(value, ast.Call):
+            return [stmt]
+        target = fact(value, "target", None)
+        if target is None or target.kind != "primitive" or not numpy_function(target.obj):
+            return [stmt]
+        if target.obj in (np.asarray, np.asanyarray) and value.args and \
+                isinstance(value.args[0], ast.Name) and value.args[0].id in known and \
+                value.args[0].id in active:
+            # a new array, as np.array makes it (np.asarray is taken for a view)
+            value.func = ctx.helper("array", np.array)
+            set_fact(value, "target", Target("primitive", np.array, "array"))
+            return [stmt]
+        rule = rule_for(target.obj)
+        if rule is None or rule.containers:
+            return [stmt]
+        out = []
+
+        def array_of(node):
+            if not (isinstance(node, ast.Name) and node.id in known and node.id in active):
+                return node
+            temp = ctx.fresh(f"{node.id}_array")
+            active.add(temp)
+            convert = set_fact(ast.Call(func=ctx.helper("array", np.array),
+                                        args=[_name(node.id)], keywords=[]),
+                               "target", Target("primitive", np.array, "array"))
+            out.append(ast.copy_location(
+                ast.Assign(targets=[_name(temp, True)], value=convert), stmt))
+            return ast.copy_location(_name(temp), node)
+
+        value.args = [array_of(a) for a in value.args]
+        for k in value.keywords:
+            k.value = array_of(k.value)
+        return out + [stmt]
+
+    active = set(active)
+    func.body = rewrite(func.body, one)
+    return active
 
 
 def lower_augmented(ctx, func, active, arrays=frozenset()):

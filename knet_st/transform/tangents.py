@@ -30,10 +30,10 @@ import numpy as np
 
 from ..runtime import nn as _nn
 from ..runtime.gradients import (
-    IndexGrad, add, append_grad, array_grad, as_container, extremum_grad, split_grad,
-    vstack_grad, dense, getitem_grad, item, materialize,
-    matmul_grad_a, matmul_grad_b, mean_grad, present, seq, setitem_grad, snapshot, sum_grad,
-    transpose_grad, unbroadcast, zeros_like_tree)
+    IndexGrad, add, append_grad, array_grad, as_container, astype_grad, builtin_sum_grad,
+    element, element_grad, element_tangent, extremum_grad, split_grad, vstack_grad, dense,
+    getitem_grad, item, materialize, matmul_grad_a, matmul_grad_b, mean_grad, present, seq,
+    setitem_grad, snapshot, sum_grad, transpose_grad, unbroadcast, zeros_like_tree)
 from ..runtime.nn import relu_dx, sigm_dx, softmax_dx, tanh_dx
 from .registry import Rule, key_of
 from .trees import forget_positions
@@ -86,12 +86,25 @@ def zero_tangent(x):
         return IndexGrad(x.like)
     if isinstance(x, dict):
         return {k: zero_tangent(v) for k, v in x.items()}
+    if isinstance(x, range):                # a loop's positions (kept by a gradient)
+        return [None] * len(x)
     if isinstance(x, (list, tuple)):
         return type(x)([zero_tangent(v) for v in x]) if type(x) in (list, tuple) else \
             tuple(zero_tangent(v) for v in x)
     if isinstance(x, (bool, numbers.Integral)):
         return 0.0
     return zeros_like_tree(x)
+
+
+def array_tangent(da, a):
+    """The tangent of ``np.array(a)``: a list's (or tuple's) tangents as one
+    array, zeros for elements without one."""
+    if not isinstance(da, (list, tuple)):
+        return da
+    parts = [np.zeros_like(np.asarray(x), dtype=np.result_type(np.asarray(x), 0.0))
+             if d is None else np.asarray(array_tangent(d, x)) for d, x in zip(da, a)]
+    return np.array(parts, dtype=np.result_type(np.asarray(a), 0.0)) if parts else \
+        np.zeros_like(np.asarray(a, dtype=float))
 
 
 def fit(t, y):
@@ -150,9 +163,14 @@ def negative(y, a, *, da):
     dy = -da
 
 
-@tangent(operator.pos, builtins.float, np.copy, np.asarray, np.array)
+@tangent(operator.pos, builtins.float, np.copy)
 def identity(y, a, *, da):
     dy = da
+
+
+@tangent(np.asarray, np.array)
+def array_(y, a, *, da):
+    dy = array_tangent(da, a)
 
 
 @tangent(operator.matmul, np.matmul, np.dot)
@@ -374,6 +392,26 @@ def nll_scale(g, labels, average):
 @tangent(getitem_grad)
 def getitem_grad_(r, g, x, index, v, *, dg, dv):
     dr = getitem_grad(dg, x, index, dv)
+
+
+@tangent(astype_grad)
+def astype_grad_(r, g, x, dtype, *, dg):
+    dr = astype_grad(dg, x, dtype)
+
+
+@tangent(builtin_sum_grad)
+def builtin_sum_grad_(r, g, xs, *, dg):
+    dr = builtin_sum_grad(dg, xs)
+
+
+@tangent(element)
+def element_(r, xs, k, *, dxs):
+    dr = element_tangent(dxs, xs, k)
+
+
+@tangent(element_grad)
+def element_grad_(r, xs, k, g, *, dg):
+    dr = element_grad(xs, k, dg)
 
 
 @tangent(setitem_grad)
