@@ -20,7 +20,7 @@ needs_onednn = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _onednn_on(monkeypatch):
     """Every test starts with oneDNN allowed, whatever the environment says."""
-    monkeypatch.setenv("KNET_ST_ONEDNN", "auto")
+    monkeypatch.setenv("KNET_ST_ONEDNN", "on")
 
 
 CASES = [

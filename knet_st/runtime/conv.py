@@ -51,8 +51,8 @@ gradient where the input has at least ``ONEDNN_DX_MIN_CHANNELS`` channels
 (below that the NumPy path is faster); and ``pool`` / ``pool_dx`` on float32
 arrays stored channels-last (NHWC), which is how oneDNN's results are stored
 (instead of CHWN).  Max pooling's gradient picks the same element of a tied
-window in both paths (the first in row-major order).  ``KNET_ST_ONEDNN=off``
-turns it off; float64, CuPy and any case oneDNN refuses take the NumPy path,
+window in both paths (the first in row-major order).  ``KNET_ST_ONEDNN=on``
+turns it on (off by default: see :mod:`.onednn`); float64, CuPy and any case oneDNN refuses take the NumPy path,
 which is the reference the tests compare oneDNN with.
 
 On CuPy arrays the same im2col code runs on the GPU (CuPy provides
