@@ -113,15 +113,15 @@ def observers(record):
     def matmul_grad_a(site, g, a, b):
         record.add(site, (np.ndim(a), np.ndim(b), type(g) is np.ndarray))
         if site not in record.choices:
-            record.choices[site] = faster_product(lambda: g @ b.T, lambda: (b @ g.T).T,
-                                                  g, b)
+            record.choices[site] = faster_product(lambda: g @ b.T,
+                                                  lambda: (b @ g.T).T.copy(), g, b)
         return rt.matmul_grad_a(g, a, b)
 
     def matmul_grad_b(site, g, a, b):
         record.add(site, (np.ndim(a), np.ndim(b), type(g) is np.ndarray))
         if site not in record.choices:
-            record.choices[site] = faster_product(lambda: a.T @ g, lambda: (g.T @ a).T,
-                                                  a, g)
+            record.choices[site] = faster_product(lambda: a.T @ g,
+                                                  lambda: (g.T @ a).T.copy(), a, g)
         return rt.matmul_grad_b(g, a, b)
 
     def method(site, function, x, *args, **kwargs):
@@ -137,12 +137,15 @@ _TIMED_WORK = 1 << 18
 
 
 def faster_product(plain, swapped, left, right):
-    """``"swapped"`` if ``swapped()`` (the same product computed transposed,
-    ``(b @ g.T).T`` for ``g @ b.T``) is clearly faster than ``plain()`` on
-    these matrices, else ``"plain"``.  BLAS's speed for a transposed operand
-    depends on the shapes (on OpenBLAS, ``g @ x.T`` for a 10 x 100 ``g`` and a
-    784 x 100 ``x`` takes 1.4 times as long as ``(x @ g.T).T``); each is timed
-    three times, alternating, and the best times are compared."""
+    """``"swapped"`` if ``swapped()`` (the same product computed transposed
+    and copied to row-major order, ``(b @ g.T).T.copy()`` for ``g @ b.T``) is
+    clearly faster than ``plain()`` on these matrices, else ``"plain"``.
+    BLAS's speed for a transposed operand depends on the shapes (on OpenBLAS,
+    ``g @ x.T`` for a 10 x 100 ``g`` and a 784 x 100 ``x`` takes 1.4 times as
+    long as ``(x @ g.T).T.copy()``).  The copy is part of the form: a
+    column-major gradient would make the caller's update (``w -= lr * dw``
+    on a row-major ``w``) several times slower.  Each form is timed three
+    times, alternating, and the best times are compared."""
     if not (type(left) is _ARRAY and type(right) is _ARRAY and left.ndim == 2 and
             right.ndim == 2 and left.dtype.kind == "f" and right.dtype == left.dtype and
             left.size * right.shape[0] >= _TIMED_WORK):

@@ -13,8 +13,9 @@ at every execution (in a loop whose shapes change, a site stays generic):
   or ``g.sum(axis=...).reshape(...)``, guarded by a comparison of shapes
   (those that depend on array values may change with the same signature);
 * ``matmul_grad_a(g, a, b)`` of matrices becomes ``g @ b.T`` (``_b``:
-  ``a.T @ g``), or the same product computed transposed, ``(b @ g.T).T``,
-  where timing both on the first call's matrices found it clearly faster
+  ``a.T @ g``), or the same product computed transposed, ``(b @ g.T).T.copy()``
+  (row-major, as the plain form), where timing both on the first call's
+  matrices found it clearly faster
   (:func:`~knet_st.runtime.observe.faster_product`);
 * ``dx = getitem_grad(dx, x, i, dy)`` on a list or tuple becomes a dict
   store, guarded so that any other state takes the helper;
@@ -214,7 +215,7 @@ def _matmul(which):
         else:                       # a.T @ g, or (g.T @ a).T
             left, right = (_transposed(a), g) if choice == "plain" else (_transposed(g), a)
         product = ast.BinOp(left, ast.MatMult(), right)
-        return product if choice == "plain" else _transposed(product)
+        return product if choice == "plain" else _method(_transposed(product), "copy", [])
     return rewrite
 
 
