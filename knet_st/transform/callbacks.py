@@ -30,9 +30,8 @@ import ast
 import copy
 
 from .facts import set_fact
-from .trees import name, rewrite
+from .trees import InComprehensions, name, rewrite
 
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def callbacks(func, fresh, builtin_names):
@@ -52,22 +51,13 @@ def callbacks(func, fresh, builtin_names):
     return func
 
 
-class _Calls(ast.NodeTransformer):
+class _Calls(InComprehensions):
     def __init__(self, fresh, builtin_names, defs):
+        super().__init__()
         self.fresh, self.builtin_names, self.defs = fresh, builtin_names, defs
-        self.inside = []          # the targets of the comprehensions around the node
 
     def visit_Lambda(self, node):
         return node               # none left by now; its body would be another scope
-
-    def generic_visit(self, node):
-        if isinstance(node, _COMPREHENSIONS):
-            self.inside.append({n.id for g in node.generators for n in ast.walk(g.target)
-                                if isinstance(n, ast.Name)})
-            super().generic_visit(node)
-            self.inside.pop()
-            return node
-        return super().generic_visit(node)
 
     def visit_Call(self, node):
         self.generic_visit(node)

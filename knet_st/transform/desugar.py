@@ -27,9 +27,8 @@ import ast
 from .callbacks import callbacks
 from .handlers import try_except
 from .patterns import match_statements
-from .trees import assign, name, rewrite
+from .trees import InComprehensions, assign, name, rewrite
 
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def desugar(func, source, builtin_names=frozenset()):
@@ -83,21 +82,9 @@ def lambdas(func, source, fresh):
     def hoist(stmt):
         defs = []
 
-        class Hoist(ast.NodeTransformer):
-            inside = []       # the targets of the comprehensions around the node
-
+        class Hoist(InComprehensions):
             def visit_FunctionDef(self, node):
                 return node                       # its own statements are rewritten apart
-
-            def generic_visit(self, node):
-                if isinstance(node, _COMPREHENSIONS):
-                    bound = {n.id for g in node.generators for n in ast.walk(g.target)
-                             if isinstance(n, ast.Name)}
-                    self.inside.append(bound)
-                    super().generic_visit(node)
-                    self.inside.pop()
-                    return node
-                return super().generic_visit(node)
 
             def visit_Lambda(self, node):
                 self.generic_visit(node)

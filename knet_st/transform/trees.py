@@ -103,3 +103,22 @@ def forget_positions(node):
             if attr in child._attributes:
                 setattr(child, attr, None)
     return node
+
+
+class InComprehensions(ast.NodeTransformer):
+    """A transformer that knows, at each node, the names the comprehensions
+    around it bind (``inside``: one set per comprehension, innermost last)."""
+
+    COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+    def __init__(self):
+        self.inside = []
+
+    def generic_visit(self, node):
+        if isinstance(node, self.COMPREHENSIONS):
+            self.inside.append({n.id for g in node.generators for n in ast.walk(g.target)
+                                if isinstance(n, ast.Name)})
+            super().generic_visit(node)
+            self.inside.pop()
+            return node
+        return super().generic_visit(node)
