@@ -390,3 +390,23 @@ def test_a_list_parameter_given_to_a_numpy_function(fn, args):
     # and np.linalg.norm's adjoints crashed on a list
     rng = np.random.default_rng(15)
     check_grad(fn, args(lambda *s: rng.standard_normal(s)), wrt=(0, 1))
+
+
+def log_of_list_argument(hs, x):
+    return np.sum(np.log1p(hs) * x) + np.sum(np.clip(hs, 0.2, 0.8))
+
+
+def product_of_list_argument(hs, w):
+    return np.sum(np.tanh(hs @ w))
+
+
+def test_a_list_argument_given_to_numpy_functions_that_take_arrays():
+    # the differentiated function's arguments are known from the call: a list
+    # there is made an array (np.array) before np.log1p, np.clip and @
+    r = np.random.default_rng(8)
+    hs = [r.uniform(0.1, 0.9, 3), r.uniform(0.1, 0.9, 3)]
+    for given in (hs, tuple(hs)):
+        check_grad(log_of_list_argument, (given, r.standard_normal(3)), wrt=(0, 1))
+        check_grad(product_of_list_argument, (given, r.standard_normal((3, 2))), wrt=(0, 1))
+    # an array in the same place is not converted (another compiled variant)
+    check_grad(log_of_list_argument, (np.array(hs), r.standard_normal(3)), wrt=(0, 1))

@@ -25,6 +25,9 @@ from .trees import statements
 # ARRAY: never a list, tuple or Python int (an array, a float); NUMBER: never
 # a list or tuple (maybe an int, a bool, a string); UNKNOWN: maybe a sequence.
 ARRAY, NUMBER, UNKNOWN = 0, 1, 2
+# SEQUENCE: a list or tuple given to the differentiated function (UNKNOWN to
+# the operators here, which treat it as any value that may be a sequence).
+SEQUENCE = 3
 
 # The primitives of NumPy and knet_st whose result is always an array (or a
 # NumPy scalar): all but these, which give lists or tuples.
@@ -49,7 +52,7 @@ def operand_kinds(func, params=None):
     call (the differentiated function's); other parameters, loop variables
     (except those of a ``range``) and names bound any other way are UNKNOWN."""
     bindings, other = {}, set()
-    params = dict(params or {})
+    params = {p: UNKNOWN if k == SEQUENCE else k for p, k in (params or {}).items()}
     for a in ast.walk(func.args):
         if isinstance(a, ast.arg):
             if params.get(a.arg, UNKNOWN) == UNKNOWN:
@@ -132,7 +135,7 @@ def argument_kind(value):
     """The kind of a value given to the differentiated function."""
     kind = type(value)
     if kind in (list, tuple):
-        return UNKNOWN
+        return SEQUENCE
     if kind in (int, bool, str):
         return NUMBER
     if kind in (float, complex) or isinstance(value, (np.ndarray, np.generic)) or \

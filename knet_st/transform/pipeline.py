@@ -17,6 +17,7 @@ helper calls recorded, rewritten for the shapes that call saw (and for a
 ``grad``, :mod:`.dead_value`: the loss itself is not computed).
 """
 
+import ast
 import copy
 import functools
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from .scopes import imported, outer_names
 from .lift import lift
 from .names import Names
 from .normalize import global_names, normalize
-from .operands import lower_ambiguous
+from .operands import SEQUENCE, lower_ambiguous
 from .optimize import hoist_checks, propagate_copies
 from .parse import parse_function
 from .prepare import (check_aliasing, insert_live_flags, lists_as_arrays, lower_augmented,
@@ -136,7 +137,10 @@ def back_end(unit, pattern, is_top, ctx, calls, fwd_name, bwd_name, volatile=fro
     known_sequences = lower_sequences(ctx, tree)
     effects = function_effects(tree, calls.mutated)                         # effects
     active = analyze(tree.body, wrt, calls.stored)                          # activity
-    active = lists_as_arrays(ctx, tree, known_sequences, active)
+    rebound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+               and isinstance(n.ctx, ast.Store)}
+    given = {p for p, kind in (kinds or {}).items() if kind == SEQUENCE and p not in rebound}
+    active = lists_as_arrays(ctx, tree, known_sequences | given, active)
     check_guarded(ctx, tree, active, calls.mutated)
     before = bindings_of(tree, params)                                      # prepare
     arrays = written_arrays(tree, active)

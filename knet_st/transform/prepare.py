@@ -189,6 +189,11 @@ def lists_as_arrays(ctx, func, known, active):
 
     def one(stmt):
         value = getattr(stmt, "value", None)
+        if isinstance(stmt, ast.Assign) and isinstance(value, ast.BinOp) and \
+                isinstance(value.op, ast.MatMult):          # hs @ w: np.matmul's rule
+            out = []
+            value.left, value.right = (array_of(v, stmt, out) for v in (value.left, value.right))
+            return out + [stmt]
         if not isinstance(stmt, ast.Assign) or not isinstance(value, ast.Call):
             return [stmt]
         target = fact(value, "target", None)
@@ -205,23 +210,24 @@ def lists_as_arrays(ctx, func, known, active):
         if rule is None or rule.containers:
             return [stmt]
         out = []
-
-        def array_of(node):
-            if not (isinstance(node, ast.Name) and node.id in known and node.id in active):
-                return node
-            temp = ctx.fresh(f"{node.id}_array")
-            active.add(temp)
-            convert = set_fact(ast.Call(func=ctx.helper("array", np.array),
-                                        args=[_name(node.id)], keywords=[]),
-                               "target", Target("primitive", np.array, "array"))
-            out.append(ast.copy_location(
-                ast.Assign(targets=[_name(temp, True)], value=convert), stmt))
-            return ast.copy_location(_name(temp), node)
-
-        value.args = [array_of(a) for a in value.args]
+        value.args = [array_of(a, stmt, out) for a in value.args]
         for k in value.keywords:
-            k.value = array_of(k.value)
+            k.value = array_of(k.value, stmt, out)
         return out + [stmt]
+
+    def array_of(node, stmt, out):
+        """``node``, or a new name bound to ``np.array(node)`` before ``stmt``
+        (in ``out``) where ``node`` names a list with gradients."""
+        if not (isinstance(node, ast.Name) and node.id in known and node.id in active):
+            return node
+        temp = ctx.fresh(f"{node.id}_array")
+        active.add(temp)
+        convert = set_fact(ast.Call(func=ctx.helper("array", np.array),
+                                    args=[_name(node.id)], keywords=[]),
+                           "target", Target("primitive", np.array, "array"))
+        out.append(ast.copy_location(
+            ast.Assign(targets=[_name(temp, True)], value=convert), stmt))
+        return ast.copy_location(_name(temp), node)
 
     active = set(active)
     func.body = rewrite(func.body, one)
