@@ -154,16 +154,17 @@ class GradFunction:
             args = tuple(full.arguments.values())
         elif kwargs or len(args) != self.nparams or self.spread or self.spread_keywords:
             args = self._spread_call(args, kwargs)
-        self._kinds = tuple(argument_kind(a) for a in args)
         key = signature(args) if _MODE != "off" else None
         if key is not None and self._keys:          # f(w, a=1) and f(w, b=1) differ
             key = (key, self._keys)
         if key is not None:
             # The fast path: this signature ran last time with the same code
-            # (a signature holds the ids of the functions passed).
+            # (a signature holds the ids of the functions passed, and the
+            # types, which decide the kinds below).
             hit = self._variants.get(key)
             if hit is not None and hit[0] is self._compiled and deps_valid(hit[0].deps):
                 return self._run(hit[1], args)
+        self._kinds = tuple(argument_kind(a) for a in args)
         functions = {name: a for name, a in zip(self._parameter_names(), args)
                      if name is not None and type(a) in _FUNCTION_TYPES} if any(
                          type(a) in _FUNCTION_TYPES for a in args) else {}
@@ -206,11 +207,9 @@ class GradFunction:
         values = tuple(v for k, value in bound.arguments.items() if k != self.spread_keywords
                        for v in (value if k == self.spread else (value,)))
         if any(i >= len(values) for i in self.target_wrt):
+            besides = f" besides **{self.spread_keywords}" if self.spread_keywords else ""
             raise ValueError(f"grad({self.fn.__name__}, wrt={self.wrt}): the call gives "
-                             f"{len(values)} arguments besides **{self.spread_keywords}"
-                             if self.spread_keywords else
-                             f"grad({self.fn.__name__}, wrt={self.wrt}): the call gives "
-                             f"{len(values)} arguments")
+                             f"{len(values)} arguments{besides}")
         if self.spread:
             self._count = len(bound.arguments[self.spread])
         if self.spread_keywords:
